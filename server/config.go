@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// config is the server's configuration, from flags with environment
+// variables as fallbacks.
+type config struct {
+	addr        string
+	flaky       bool
+	maxDelay    time.Duration
+	seed        uint64
+	logLevel    slog.Level
+	healthcheck bool
+}
+
+// maxMaxDelay bounds -max-delay: a flaky answer must not outlive the
+// server's write timeout.
+const maxMaxDelay = time.Minute
+
+// configError is bad input on the command line or in the environment; main
+// exits 2 for it.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+// envVars maps each flag to the environment variable that sets it when the
+// flag is not given.
+var envVars = map[string]string{
+	"addr":      "SERVER_ADDR",
+	"flaky":     "SERVER_FLAKY",
+	"max-delay": "SERVER_MAX_DELAY",
+	"seed":      "SERVER_SEED",
+	"log-level": "SERVER_LOG_LEVEL",
+}
+
+// parseConfig reads args and the environment. With -h it prints the usage to
+// help and returns flag.ErrHelp.
+func parseConfig(args []string, getenv func(string) string, help io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned, usage only on -h
+	fs.StringVar(&cfg.addr, "addr", ":8080", "API listen address")
+	fs.BoolVar(&cfg.flaky, "flaky", false, "start in flaky mode (toggle at runtime with POST /flaky)")
+	fs.DurationVar(&cfg.maxDelay, "max-delay", 500*time.Millisecond,
+		"in flaky mode, each GET /status waits a uniformly random time in [0, max-delay)")
+	fs.Uint64Var(&cfg.seed, "seed", 0,
+		"seed of the flaky draws; 0 picks one at random (it is logged at start-up, so a run can be replayed)")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "least severe `level` to log: debug, info, warn or error")
+	fs.BoolVar(&cfg.healthcheck, "healthcheck", false,
+		"probe GET /healthz on -addr and exit 0 if it answers 200, else 1 (for container health checks)")
+	fs.Usage = func() {} // the flag package calls it on errors too
+
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env, ok := envVars[f.Name]
+		if !ok || getenv(env) == "" {
+			return
+		}
+		if err := fs.Set(f.Name, getenv(env)); err != nil {
+			errs = append(errs, fmt.Errorf("invalid value %q for %s (flag -%s): %w", getenv(env), env, f.Name, err))
+		}
+	})
+	if len(errs) > 0 {
+		return cfg, configError{errors.Join(errs...)}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, help)
+			return cfg, err
+		}
+		return cfg, configError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, configError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, configError{err}
+	}
+	return cfg, nil
+}
+
+func (c config) validate() error {
+	for _, f := range []struct{ name, addr string }{{"addr", c.addr}} {
+		if _, _, err := net.SplitHostPort(f.addr); err != nil {
+			return fmt.Errorf("invalid value %q for flag -%s: %w", f.addr, f.name, err)
+		}
+	}
+	if c.maxDelay < 0 || c.maxDelay > maxMaxDelay {
+		return fmt.Errorf("invalid value %s for flag -max-delay: must be between 0 and %s", c.maxDelay, maxMaxDelay)
+	}
+	return nil
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `Usage: server [flags]
+
+The flaky status server: GET /status answers the configured status code,
+POST /status/{code} sets it, POST /flaky toggles random codes and delays.
+
+Each flag falls back to the environment variable named in brackets.
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  -%s", f.Name)
+		if name != "" {
+			fmt.Fprintf(w, " %s", name)
+		}
+		fmt.Fprintf(w, "\n    \t%s", usage)
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		if env, ok := envVars[f.Name]; ok {
+			fmt.Fprintf(w, " [%s]", env)
+		}
+		fmt.Fprintln(w)
+	})
+}

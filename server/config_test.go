@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{addr: ":8080", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo}
+	if cfg != want {
+		t.Fatalf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestConfigFlagsOverrideEnvironment(t *testing.T) {
+	cfg, err := parseConfig(
+		[]string{"-addr", "127.0.0.1:1", "-max-delay", "2s"},
+		env(map[string]string{
+			"SERVER_ADDR": ":2", "SERVER_FLAKY": "true",
+			"SERVER_MAX_DELAY": "1s", "SERVER_SEED": "9", "SERVER_LOG_LEVEL": "debug",
+		}),
+		&bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{addr: "127.0.0.1:1", flaky: true, maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug}
+	if cfg != want {
+		t.Fatalf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestConfigErrorsNameTheCulprit(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-max-delay", "soon"}, nil, "-max-delay"},
+		{[]string{"-max-delay", "-1s"}, nil, "-max-delay: must be between 0 and 1m0s"},
+		{[]string{"-max-delay", "2m"}, nil, "-max-delay: must be between 0 and 1m0s"},
+		{[]string{"-seed", "-3"}, nil, "-seed"},
+		{[]string{"-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-addr", "8080"}, nil, `invalid value "8080" for flag -addr`},
+		{[]string{"-nope"}, nil, "-nope"},
+		{[]string{"stray"}, nil, `unexpected argument "stray"`},
+		{nil, map[string]string{"SERVER_FLAKY": "yes please"}, `invalid value "yes please" for SERVER_FLAKY (flag -flaky)`},
+		{nil, map[string]string{"SERVER_MAX_DELAY": "500"}, `invalid value "500" for SERVER_MAX_DELAY (flag -max-delay)`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " ")+fmtEnv(tt.env), func(t *testing.T) {
+			_, err := parseConfig(tt.args, env(tt.env), &bytes.Buffer{})
+			var cfgErr configError
+			if !errors.As(err, &cfgErr) {
+				t.Fatalf("got %v, want a configError", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func fmtEnv(m map[string]string) string {
+	var s []string
+	for k, v := range m {
+		s = append(s, k+"="+v)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestHelpDocumentsEveryFlagAndVariable(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseConfig([]string{"-h"}, env(nil), &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-addr", "-flaky", "-max-delay", "-seed", "-log-level", "-healthcheck",
+		"SERVER_ADDR", "SERVER_FLAKY", "SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("-h does not mention %s:\n%s", want, help.String())
+		}
+	}
+}

@@ -1,0 +1,3 @@
+module statuswatch/server
+
+go 1.26.8

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestRequestLogLines(t *testing.T) {
+	api := newTestAPI(t, seededStatus(false, 0, 1))
+	send := func(method, path string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, api.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		lines := jsonLines(t, api.logs.String())
+		return lines[len(lines)-1]
+	}
+
+	tests := []struct {
+		method, path string
+		severity     string
+		route        string
+		status       float64
+	}{
+		{"GET", "/status", "INFO", "/status", 200},
+		{"POST", "/status/503", "INFO", "/status/{code}", 202},
+		{"GET", "/status", "ERROR", "/status", 503},
+		{"POST", "/status/abc", "WARN", "/status/{code}", 400},
+		{"GET", "/nope", "WARN", "", 404},
+		{"GET", "/healthz", "DEBUG", "/healthz", 200},
+	}
+	for _, tt := range tests {
+		line := send(tt.method, tt.path)
+		for key, want := range map[string]any{
+			"message": "request", "severity": tt.severity, "method": tt.method, "route": tt.route,
+			"path": tt.path, "status": tt.status,
+		} {
+			if line[key] != want {
+				t.Errorf("%s %s: %s = %v, want %v (line %v)", tt.method, tt.path, key, line[key], want, line)
+			}
+		}
+		for _, key := range []string{"timestamp", "duration_ms"} {
+			if _, ok := line[key]; !ok {
+				t.Errorf("%s %s: no %s in %v", tt.method, tt.path, key, line)
+			}
+		}
+	}
+}

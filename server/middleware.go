@@ -1,0 +1,99 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// logRequests writes one log line per request.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		elapsed := time.Since(start)
+
+		status := rec.status()
+		rt := route(r.Pattern)
+		level := slog.LevelInfo
+		switch {
+		case status >= 500:
+			level = slog.LevelError
+		case status >= 400:
+			level = slog.LevelWarn
+		case rt == "/healthz":
+			level = slog.LevelDebug // health checks would drown everything else
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("route", rt),
+			slog.String("path", truncate(r.URL.Path, 256)),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		}
+		if rec.interim != 0 {
+			attrs = append(attrs, slog.Int("interim_status", rec.interim))
+		}
+		logger.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}
+
+// statusRecorder remembers the final status code a handler sent, and the
+// last informational (1xx) one, which net/http sends ahead of the final.
+type statusRecorder struct {
+	http.ResponseWriter
+	code    int
+	interim int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		r.interim = code
+	} else if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// status is the final code on the wire: net/http sends 200 for a handler
+// that wrote nothing.
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// limitBody refuses bodies declared larger than max with 413 and caps the
+// rest, so no request can make the server read without bound.
+func limitBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// route returns the path part of a ServeMux pattern ("GET /status" gives
+// "/status"), or "" when no pattern matched.
+func route(pattern string) string {
+	if i := strings.IndexByte(pattern, '/'); i >= 0 {
+		return pattern[i:]
+	}
+	return ""
+}
