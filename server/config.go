@@ -14,6 +14,7 @@ import (
 // variables as fallbacks.
 type config struct {
 	addr        string
+	metricsAddr string
 	flaky       bool
 	maxDelay    time.Duration
 	seed        uint64
@@ -35,11 +36,12 @@ func (e configError) Unwrap() error { return e.err }
 // envVars maps each flag to the environment variable that sets it when the
 // flag is not given.
 var envVars = map[string]string{
-	"addr":      "SERVER_ADDR",
-	"flaky":     "SERVER_FLAKY",
-	"max-delay": "SERVER_MAX_DELAY",
-	"seed":      "SERVER_SEED",
-	"log-level": "SERVER_LOG_LEVEL",
+	"addr":         "SERVER_ADDR",
+	"metrics-addr": "SERVER_METRICS_ADDR",
+	"flaky":        "SERVER_FLAKY",
+	"max-delay":    "SERVER_MAX_DELAY",
+	"seed":         "SERVER_SEED",
+	"log-level":    "SERVER_LOG_LEVEL",
 }
 
 // parseConfig reads args and the environment. With -h it prints the usage to
@@ -49,6 +51,7 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (con
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned, usage only on -h
 	fs.StringVar(&cfg.addr, "addr", ":8080", "API listen address")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", ":9090", "Prometheus /metrics listen address")
 	fs.BoolVar(&cfg.flaky, "flaky", false, "start in flaky mode (toggle at runtime with POST /flaky)")
 	fs.DurationVar(&cfg.maxDelay, "max-delay", 500*time.Millisecond,
 		"in flaky mode, each GET /status waits a uniformly random time in [0, max-delay)")
@@ -89,7 +92,7 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (con
 }
 
 func (c config) validate() error {
-	for _, f := range []struct{ name, addr string }{{"addr", c.addr}} {
+	for _, f := range []struct{ name, addr string }{{"addr", c.addr}, {"metrics-addr", c.metricsAddr}} {
 		if _, _, err := net.SplitHostPort(f.addr); err != nil {
 			return fmt.Errorf("invalid value %q for flag -%s: %w", f.addr, f.name, err)
 		}
@@ -105,8 +108,11 @@ func usage(fs *flag.FlagSet, w io.Writer) {
 
 The flaky status server: GET /status answers the configured status code,
 POST /status/{code} sets it, POST /flaky toggles random codes and delays.
+Prometheus metrics are served on a second listener at /metrics.
 
 Each flag falls back to the environment variable named in brackets.
+OTLP export of traces and logs follows the standard OTEL_EXPORTER_OTLP_*
+variables (http/protobuf); with none set nothing is exported.
 
 Flags:
 `)

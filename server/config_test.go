@@ -19,7 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{addr: ":8080", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo}
+	want := config{addr: ":8080", metricsAddr: ":9090", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -29,14 +29,14 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 	cfg, err := parseConfig(
 		[]string{"-addr", "127.0.0.1:1", "-max-delay", "2s"},
 		env(map[string]string{
-			"SERVER_ADDR": ":2", "SERVER_FLAKY": "true",
+			"SERVER_ADDR": ":2", "SERVER_METRICS_ADDR": ":3", "SERVER_FLAKY": "true",
 			"SERVER_MAX_DELAY": "1s", "SERVER_SEED": "9", "SERVER_LOG_LEVEL": "debug",
 		}),
 		&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{addr: "127.0.0.1:1", flaky: true, maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug}
+	want := config{addr: "127.0.0.1:1", metricsAddr: ":3", flaky: true, maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -54,6 +54,7 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-seed", "-3"}, nil, "-seed"},
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
 		{[]string{"-addr", "8080"}, nil, `invalid value "8080" for flag -addr`},
+		{[]string{"-metrics-addr", "x"}, nil, `invalid value "x" for flag -metrics-addr`},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
 		{nil, map[string]string{"SERVER_FLAKY": "yes please"}, `invalid value "yes please" for SERVER_FLAKY (flag -flaky)`},
@@ -86,10 +87,36 @@ func TestHelpDocumentsEveryFlagAndVariable(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, env(nil), &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("got %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-addr", "-flaky", "-max-delay", "-seed", "-log-level", "-healthcheck",
-		"SERVER_ADDR", "SERVER_FLAKY", "SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL"} {
+	for _, want := range []string{"-addr", "-metrics-addr", "-flaky", "-max-delay", "-seed", "-log-level", "-healthcheck",
+		"SERVER_ADDR", "SERVER_METRICS_ADDR", "SERVER_FLAKY", "SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL",
+		"OTEL_EXPORTER_OTLP_"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not mention %s:\n%s", want, help.String())
+		}
+	}
+}
+
+func TestOTLPEnabled(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		want    bool
+		wantErr string
+	}{
+		{nil, false, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, true, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://x:3100/otlp/v1/logs"}, true, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x:4318/v1/traces"}, false, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_LOGS_EXPORTER": "none"}, false, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_SDK_DISABLED": "true"}, false, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, false,
+			`OTEL_EXPORTER_OTLP_PROTOCOL="grpc": only http/protobuf is supported`},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+			"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf"}, true, ""},
+	}
+	for _, tt := range tests {
+		got, err := otlpEnabled(env(tt.env), "LOGS")
+		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+			t.Errorf("%v: got %v, %v; want %v, %q", tt.env, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -15,20 +15,29 @@ import (
 	"time"
 )
 
-// testAPI is the real API handler on a loopback listener, with a copy of
-// everything it logged.
+// testAPI is the real API handler on a loopback listener, with its
+// telemetry and a copy of everything it logged.
 type testAPI struct {
 	*httptest.Server
 	st   *status
+	tel  *telemetry
 	logs *syncBuffer
 }
 
 func newTestAPI(t *testing.T, st *status) *testAPI {
 	t.Helper()
+	tel, err := newTelemetry(t.Context(), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.shutdown(t.Context()) })
+	if err := tel.registerStateMetrics(st); err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
-	srv := httptest.NewServer(newHandler(newLogger(logs, slog.LevelDebug), st))
+	srv := httptest.NewServer(newHandler(newLogger(logs, slog.LevelDebug, nil), st, tel))
 	t.Cleanup(srv.Close)
-	return &testAPI{Server: srv, st: st, logs: logs}
+	return &testAPI{Server: srv, st: st, tel: tel, logs: logs}
 }
 
 // seededStatus is a status whose flaky draws are fixed by seed.
@@ -53,6 +62,21 @@ func do(t *testing.T, method, url string, body io.Reader) (*http.Response, strin
 		t.Fatalf("%s %s: reading body: %v", method, url, err)
 	}
 	return resp, string(b)
+}
+
+// scrape returns the metrics handler's output in the given format.
+func scrape(t *testing.T, tel *telemetry, accept string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	tel.metricsHandler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.

@@ -7,9 +7,11 @@ import (
 
 func TestRequestLogLines(t *testing.T) {
 	api := newTestAPI(t, seededStatus(false, 0, 1))
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	send := func(method, path string) map[string]any {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(t.Context(), method, api.URL+path, nil)
+		req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -36,13 +38,13 @@ func TestRequestLogLines(t *testing.T) {
 		line := send(tt.method, tt.path)
 		for key, want := range map[string]any{
 			"message": "request", "severity": tt.severity, "method": tt.method, "route": tt.route,
-			"path": tt.path, "status": tt.status,
+			"path": tt.path, "status": tt.status, "trace_id": traceID,
 		} {
 			if line[key] != want {
 				t.Errorf("%s %s: %s = %v, want %v (line %v)", tt.method, tt.path, key, line[key], want, line)
 			}
 		}
-		for _, key := range []string{"timestamp", "duration_ms"} {
+		for _, key := range []string{"timestamp", "duration_ms", "span_id"} {
 			if _, ok := line[key]; !ok {
 				t.Errorf("%s %s: no %s in %v", tt.method, tt.path, key, line)
 			}

@@ -1,5 +1,6 @@
 // Command server is a re-creation of the exercise's flaky status server:
-// a small HTTP API whose answers can be set or randomised.
+// a small HTTP API whose answers can be set or randomised, instrumented with
+// OpenTelemetry.
 package main
 
 import (
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -26,6 +29,8 @@ const (
 	// shutdownGrace bounds how long in-flight requests may take to finish
 	// after SIGTERM; Docker kills the process 10 s after it.
 	shutdownGrace = 5 * time.Second
+	// telemetryFlush bounds the final export of traces and logs.
+	telemetryFlush = 3 * time.Second
 )
 
 func main() {
@@ -44,8 +49,8 @@ func main() {
 	}
 }
 
-// run starts the API listener and serves until ctx is done, then shuts
-// down gracefully.
+// run starts the API and metrics listeners and serves until ctx is done,
+// then shuts down gracefully.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
@@ -55,21 +60,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return healthcheck(ctx, cfg.addr)
 	}
 
-	logger := newLogger(stdout, cfg.logLevel)
+	tel, err := newTelemetry(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlush)
+		defer cancel()
+		err = errors.Join(err, tel.shutdown(flushCtx))
+	}()
+	logger := newLogger(stdout, cfg.logLevel, tel.logHandler())
+	// The SDK reports export failures through this global hook; without it
+	// they would go to stderr as plain text.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("telemetry error", slog.Any("error", err))
+	}))
 
 	seed := cfg.seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	st := newStatus(cfg.flaky, cfg.maxDelay, rand.New(rand.NewPCG(seed, seed)))
+	if err := tel.registerStateMetrics(st); err != nil {
+		return fmt.Errorf("state metrics: %w", err)
+	}
 
 	apiLn, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("api listener: %w", err)
 	}
+	metricsLn, err := net.Listen("tcp", cfg.metricsAddr)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("metrics listener: %w", err)
+	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	api := &http.Server{
-		Handler:           newHandler(logger, st),
+		Handler:           newHandler(logger, st, tel),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.maxDelay + 10*time.Second,
@@ -77,9 +104,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          errorLog,
 	}
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", tel.metricsHandler())
+	metrics := &http.Server{
+		Handler:           metricsMux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          errorLog,
+	}
 
 	logger.Info("server started",
 		slog.String("addr", apiLn.Addr().String()),
+		slog.String("metrics_addr", metricsLn.Addr().String()),
 		slog.Bool("flaky", cfg.flaky),
 		slog.Duration("max_delay", cfg.maxDelay),
 		slog.Uint64("seed", seed),
@@ -91,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	for _, s := range []struct {
 		srv *http.Server
 		ln  net.Listener
-	}{{api, apiLn}} {
+	}{{api, apiLn}, {metrics, metricsLn}} {
 		wg.Go(func() {
 			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- err
@@ -108,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	var shutdownErrs []error
-	for _, srv := range []*http.Server{api} {
+	for _, srv := range []*http.Server{api, metrics} {
 		if serr := srv.Shutdown(shutdownCtx); serr != nil {
 			shutdownErrs = append(shutdownErrs, serr, srv.Close())
 		}

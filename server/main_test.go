@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	collectorlogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // lineReader collects the JSON lines a server writes and finds the
@@ -44,14 +50,14 @@ func readLines(r io.Reader) *lineReader {
 	return lr
 }
 
-func (lr *lineReader) started(t *testing.T) (api string) {
+func (lr *lineReader) started(t *testing.T) (api, metrics string) {
 	t.Helper()
 	select {
 	case m := <-lr.ready:
-		return "http://" + m["addr"].(string)
+		return "http://" + m["addr"].(string), "http://" + m["metrics_addr"].(string)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no start-up line within 10 s")
-		return ""
+		return "", ""
 	}
 }
 
@@ -65,20 +71,23 @@ func (lr *lineReader) messages() []string {
 	return out
 }
 
-// TestRunInProcess starts the whole program with run() on a free port and
-// stops it by cancelling the context.
+// TestRunInProcess starts the whole program with run() on free ports, uses
+// both listeners and stops it by cancelling the context.
 func TestRunInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	lines := readLines(pr)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, env(nil), pw)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, env(nil), pw)
 	}()
-	api := lines.started(t)
+	api, metrics := lines.started(t)
 
 	if resp, body := do(t, "GET", api+"/status", nil); resp.StatusCode != 200 || body != "OK\n" {
 		t.Fatalf("GET /status: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := do(t, "GET", metrics+"/metrics", nil); resp.StatusCode != 200 || !strings.Contains(body, "status_server_flaky_mode 0") {
+		t.Fatalf("GET /metrics: %d %q", resp.StatusCode, body)
 	}
 	if err := healthcheck(t.Context(), strings.TrimPrefix(api, "http://")); err != nil {
 		t.Fatalf("healthcheck of a running server: %v", err)
@@ -101,8 +110,95 @@ func TestRunInProcess(t *testing.T) {
 	}
 }
 
+// TestOTLPExport points the OTLP exporters at a local receiver and checks
+// that the request's span and log line arrive, joined to the caller's trace.
+func TestOTLPExport(t *testing.T) {
+	var mu sync.Mutex
+	var traces []*collectortrace.ExportTraceServiceRequest
+	var logs []*collectorlogs.ExportLogsServiceRequest
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/v1/traces":
+			m := &collectortrace.ExportTraceServiceRequest{}
+			if err := proto.Unmarshal(body, m); err != nil {
+				t.Errorf("traces: %v", err)
+			}
+			traces = append(traces, m)
+		case "/v1/logs":
+			m := &collectorlogs.ExportLogsServiceRequest{}
+			if err := proto.Unmarshal(body, m); err != nil {
+				t.Errorf("logs: %v", err)
+			}
+			logs = append(logs, m)
+		default:
+			t.Errorf("unexpected OTLP path %s", r.URL.Path)
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer receiver.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.URL)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	lines := readLines(pr)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, os.Getenv, pw)
+	}()
+	api, _ := lines.started(t)
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", api+"/status", nil)
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel() // shutdown flushes the batches
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	var spanOK, logOK bool
+	for _, tr := range traces {
+		for _, rs := range tr.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, s := range ss.Spans {
+					if fmt.Sprintf("%x", s.TraceId) == traceID && s.Name == "GET /status" {
+						spanOK = true
+					}
+				}
+			}
+		}
+	}
+	for _, l := range logs {
+		for _, rl := range l.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				for _, r := range sl.LogRecords {
+					if fmt.Sprintf("%x", r.TraceId) == traceID && r.Body.GetStringValue() == "request" {
+						logOK = true
+					}
+				}
+			}
+		}
+	}
+	if !spanOK {
+		t.Errorf("no span GET /status in trace %s among %d trace exports", traceID, len(traces))
+	}
+	if !logOK {
+		t.Errorf("no request log record in trace %s among %d log exports", traceID, len(logs))
+	}
+}
+
 // TestBinary builds the real binary, drives it over HTTP and stops it with
-// SIGTERM: the process exits 0 within 5 s.
+// SIGTERM while a request is in flight: the request completes and the
+// process exits 0 within 5 s.
 func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -119,7 +215,18 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	// Find a seed whose first flaky draw waits long enough to be in flight
+	// when SIGTERM arrives.
+	const maxDelay = time.Second
+	var seed uint64
+	var delay time.Duration
+	for seed = 1; delay < 600*time.Millisecond; seed++ {
+		_, delay = seededStatus(true, maxDelay, seed).answer()
+	}
+	seed--
+
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0",
+		"-flaky", "-max-delay", maxDelay.String(), "-seed", fmt.Sprint(seed))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -130,18 +237,31 @@ func TestBinary(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	lines := readLines(stdout)
-	api := lines.started(t)
+	api, metrics := lines.started(t)
 
 	if out, err := exec.Command(bin, "-healthcheck", "-addr", strings.TrimPrefix(api, "http://")).CombinedOutput(); err != nil {
 		t.Fatalf("-healthcheck against a running server: %v %s", err, out)
 	}
 
-	if resp, body := do(t, "GET", api+"/status", nil); resp.StatusCode != 200 || body != "OK\n" {
-		t.Fatalf("GET /status: %d %q", resp.StatusCode, body)
-	}
+	inflight := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(api + "/status")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		inflight <- err
+	}()
+	waitFor(t, func() bool { // it waits its drawn delay of over 600 ms
+		_, body := do(t, "GET", metrics+"/metrics", nil)
+		return strings.Contains(body, "\nhttp_server_active_requests 1\n")
+	})
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-inflight; err != nil {
+		t.Errorf("in-flight request failed at shutdown: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -158,6 +278,16 @@ func TestBinary(t *testing.T) {
 	out, err := exec.Command(bin, "-healthcheck", "-addr", strings.TrimPrefix(api, "http://")).CombinedOutput()
 	if exitCode(err) != 1 {
 		t.Fatalf("-healthcheck against a stopped server: exit %d %s, want 1", exitCode(err), out)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
 	}
 }
 

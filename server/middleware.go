@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
-// logRequests writes one log line per request.
+// logRequests writes one log line per request. It runs inside the otelhttp
+// handler, so the line carries the request's trace and span IDs.
 func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -75,6 +78,15 @@ func (r *statusRecorder) status() int {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// countActive keeps a gauge of the requests being handled.
+func countActive(active metric.Int64UpDownCounter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		active.Add(r.Context(), 1)
+		defer active.Add(r.Context(), -1)
+		next.ServeHTTP(w, r)
+	})
+}
 
 // limitBody refuses bodies declared larger than max with 413 and caps the
 // rest, so no request can make the server read without bound.

@@ -3,6 +3,8 @@ package main
 import (
 	"log/slog"
 	"net/http"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // maxBodyBytes bounds request bodies. No route reads one; the bound keeps a
@@ -11,7 +13,7 @@ const maxBodyBytes = 64 << 10
 
 // newHandler returns the API: every route is listed here. Wrong methods on a
 // known path get 405 with an Allow header from ServeMux, unknown paths 404.
-func newHandler(logger *slog.Logger, st *status) http.Handler {
+func newHandler(logger *slog.Logger, st *status, tel *telemetry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", handleGetStatus(st))
 	mux.Handle("POST /status/{code}", handleSetStatus(st))
@@ -21,5 +23,21 @@ func newHandler(logger *slog.Logger, st *status) http.Handler {
 
 	var h http.Handler = mux
 	h = limitBody(maxBodyBytes, h)
-	return logRequests(logger, h)
+	h = logRequests(logger, h)
+	h = countActive(tel.activeRequests, h)
+	return otelhttp.NewHandler(h, "http.server",
+		otelhttp.WithTracerProvider(tel.tracerProvider),
+		otelhttp.WithMeterProvider(tel.meterProvider),
+		otelhttp.WithPropagators(tel.propagator),
+		otelhttp.WithSpanNameFormatter(spanName),
+	)
+}
+
+// spanName follows the HTTP semantic conventions: "{method} {route}" once the
+// mux has matched a pattern, the bare method before (or when none matched).
+func spanName(_ string, r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Method + " " + route(r.Pattern)
+	}
+	return r.Method
 }

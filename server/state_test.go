@@ -86,6 +86,9 @@ func TestConcurrentUse(t *testing.T) {
 				t.Errorf("%s %s: %d", method, path, rec.Code)
 			}
 		})
+		if i%20 == 0 {
+			wg.Go(func() { _ = scrape(t, api.tel, "") }) // reads the state gauges
+		}
 	}
 	wg.Wait()
 	if _, flaky := api.st.snapshot(); flaky {
