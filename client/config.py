@@ -1,0 +1,197 @@
+"""Configuration: one typed object from flags and environment, validated once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+LOG_FORMATS = ("json", "text")
+
+
+class ConfigError(Exception):
+    """Bad input in a flag or environment variable; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    target: str
+    interval: float
+    timeout: float
+    flaky_interval: float
+    summary_interval: float
+    loki_url: str | None
+    log_format: str
+    success_codes: frozenset[int]
+
+    @property
+    def status_url(self) -> str:
+        return self.target + "/status"
+
+    @property
+    def flaky_url(self) -> str:
+        return self.target + "/flaky"
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} has a bad port: {exc}") from None
+    return value
+
+
+def _target(value: str) -> str:
+    _url(value)
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: give the base URL only, without query or fragment")
+    return value.rstrip("/")
+
+
+def _seconds(minimum: float, allow_zero: bool = False) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number of seconds") from None
+        if allow_zero and seconds == 0:
+            return 0.0
+        if not seconds >= minimum:  # also rejects NaN
+            zero = "0 or " if allow_zero else ""
+            raise ValueError(f"{value!r} must be {zero}at least {minimum:g} seconds")
+        if seconds > 86400:
+            raise ValueError(f"{value!r} is more than a day")
+        return seconds
+
+    return parse
+
+
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"{value!r} is not one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
+def parse_codes(value: str) -> frozenset[int]:
+    """Parse a list of status codes and ranges such as "200-299,304"."""
+    codes: set[int] = set()
+    for part in value.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a status code or a range such as 200-299") from None
+        if not 100 <= low <= high <= 599:
+            raise ValueError(f"{part.strip()!r} is not within 100-599")
+        codes.update(range(low, high + 1))
+    return frozenset(codes)
+
+
+@dataclass(frozen=True)
+class _Option:
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    metavar: str = "SECONDS"
+
+
+OPTIONS = (
+    _Option("--target", "TARGET_URL", _target, "http://localhost:8080", "base URL of the status server", "URL"),
+    _Option("--interval", "PROBE_INTERVAL", _seconds(0.05), "3", "seconds between GET /status probes"),
+    _Option(
+        "--timeout",
+        "PROBE_TIMEOUT",
+        _seconds(0.05),
+        "2",
+        "seconds one request may take in all: connecting, headers and body",
+    ),
+    _Option(
+        "--flaky-interval",
+        "FLAKY_INTERVAL",
+        _seconds(0.05, allow_zero=True),
+        "10",
+        "seconds between POST /flaky toggles; 0 = never toggle",
+    ),
+    _Option(
+        "--summary-interval",
+        "SUMMARY_INTERVAL",
+        _seconds(0.05),
+        "30",
+        "seconds between summary records; also the window the verdict is computed over",
+    ),
+    _Option(
+        "--loki-url",
+        "LOKI_URL",
+        _url,
+        None,
+        "Loki push URL, e.g. http://loki:3100/loki/api/v1/push; unset = stdout only",
+        "URL",
+    ),
+    _Option(
+        "--log-format", "LOG_FORMAT", _log_format, "json", "json (one object per line) or text (for people)", "FORMAT"
+    ),
+    _Option(
+        "--success-codes",
+        "SUCCESS_CODES",
+        parse_codes,
+        "200-299",
+        "status codes that count as success, e.g. 200-299,304",
+        "CODES",
+    ),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description=(
+            "Probe the status server on a schedule, log one JSON record per request to stdout "
+            "(and Loki), toggle its flaky mode, and say whether it is healthy."
+        ),
+        epilog="Each option falls back to the environment variable in brackets, then to its default.",
+    )
+    for opt in OPTIONS:
+        default = f" (default: {opt.default})" if opt.default is not None else ""
+        parser.add_argument(
+            opt.flag,
+            metavar=opt.metavar,
+            help=f"{opt.help}{default} [{opt.env}]",
+        )
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration; raises ConfigError naming the bad option.
+
+    argparse itself exits 2 on unknown flags and prints the help on -h.
+    """
+    environ = os.environ if environ is None else environ
+    args = vars(_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        name = opt.flag.removeprefix("--").replace("-", "_")
+        raw, source = args[name], opt.flag
+        if raw is None and environ.get(opt.env):
+            raw, source = environ[opt.env], opt.env
+        if raw is None:
+            raw, source = opt.default, f"the default of {opt.flag}"
+        try:
+            values[name] = None if raw is None else opt.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {source}: {exc}") from None
+    config = Config(**values)
+    if config.summary_interval < config.interval:
+        raise ConfigError(
+            f"--summary-interval ({config.summary_interval:g} s) is shorter than --interval "
+            f"({config.interval:g} s): a summary would see no probe"
+        )
+    return config

@@ -1,0 +1,162 @@
+"""Fixtures shared by the suites: the real Go server binary, and raw
+loopback servers that misbehave on purpose."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def server_binary() -> Path:
+    """The Go server, built from server/ (a no-op when the build cache is
+    warm, as after make test's own build)."""
+    out = ROOT / "bin" / "server"
+    subprocess.run(["go", "build", "-o", str(out), "."], cwd=ROOT / "server", check=True)
+    return out
+
+
+class GoServer:
+    """A running server binary on free loopback ports."""
+
+    def __init__(self, binary: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [str(binary), "-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[dict[str, Any]] = []
+        self._started = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._started.wait(10):
+            self.stop()
+            raise RuntimeError("the server wrote no start-up line within 10 s")
+        start = next(line for line in self.lines if line.get("message") == "server started")
+        self.url = "http://" + start["addr"]
+        self.metrics_url = "http://" + start["metrics_addr"]
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = json.loads(raw)
+            self.lines.append(line)
+            if line.get("message") == "server started":
+                self._started.set()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The server's per-request log lines so far."""
+        return [line for line in self.lines if line.get("message") == "request"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self._reader.join(5)
+
+
+@pytest.fixture
+def go_server(server_binary: Path) -> Iterator[Callable[..., GoServer]]:
+    """Start servers with the given flags; all are stopped at the end."""
+    started: list[GoServer] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> GoServer:
+        server = GoServer(server_binary, *args, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+Handler = Callable[[socket.socket], None]
+
+
+class FaultServer:
+    """A raw TCP server on loopback. Connection n is handled by handlers[n]
+    (the last one repeats), each in its own thread."""
+
+    def __init__(self, *handlers: Handler) -> None:
+        self.handlers = handlers
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            handler = self.handlers[min(self.connections, len(self.handlers) - 1)]
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(handler, conn), daemon=True).start()
+
+    def _serve(self, handler: Handler, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # the client went away: its business
+            handler(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Callable[..., FaultServer]]:
+    servers: list[FaultServer] = []
+
+    def start(*handlers: Handler) -> FaultServer:
+        server = FaultServer(*handlers)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one request's head (the client sends no body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def answer(status: str, body: bytes = b"", headers: str = "") -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll condition until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
