@@ -1,0 +1,66 @@
+"""python -m client: parse the configuration, wire the parts, run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import TextIO
+
+from client import __version__
+from client.config import ConfigError, parse_config
+from client.logs import Logs
+from client.monitor import Monitor, run
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stream: TextIO = sys.stdout,
+) -> int:
+    try:
+        config = parse_config(argv, environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"python -m client: error: {exc}\n")
+        return 2
+
+    # schedule works in naive local time: in UTC no daylight saving jump can
+    # stall or rush the loop.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+
+    logs = Logs(config, stream)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    monitor = Monitor(config, logs.events)
+    logs.events.emit(
+        logging.INFO, "started",
+        f"monitoring {config.status_url} every {config.interval:g} s",
+        version=__version__, target=config.target, interval=config.interval,
+        timeout=config.timeout, flaky_interval=config.flaky_interval,
+        summary_interval=config.summary_interval, loki=config.loki_url is not None,
+    )  # fmt: skip
+    try:
+        run(monitor, stop)
+    finally:
+        logs.events.emit(
+            logging.INFO, "stopped", f"stopped after {monitor.probes} probes",
+            probes=monitor.probes, toggles=monitor.toggles,
+        )  # fmt: skip
+        logs.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

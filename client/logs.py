@@ -1,0 +1,249 @@
+"""Log setup: JSON (or text) lines on stdout, and the same JSON to Loki.
+
+The Loki path guards against python-logging-loki's traps: LokiQueueHandler
+moves the HTTP off the probing thread, every push has a timeout, the queue
+is bounded, failures are counted instead of printing a traceback per
+record, entries carry the record's time rather than the send time, and
+shutdown drains within a bound.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import requests
+from logging_loki import LokiQueueHandler
+from logging_loki.emitter import LokiEmitterV1
+from pythonjsonlogger.json import JsonFormatter
+
+from client.config import Config
+from client.records import COMMON_FIELDS, Events
+
+#: The app's logger; never the root logger.
+LOGGER_NAME = "monitor"
+#: Loki labels: few and bounded. The library adds severity and logger.
+LOKI_LABELS = {"service_name": "status-monitor"}
+#: Seconds one push to Loki may take.
+LOKI_TIMEOUT = 3.0
+#: Records waiting for Loki beyond this are dropped (and counted).
+LOKI_QUEUE_SIZE = 10_000
+#: Seconds shutdown spends shipping what is still queued.
+LOKI_DRAIN = 3.0
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per line: timestamp (UTC, ISO 8601), level, event and
+    message first, then the event's fields."""
+
+    def __init__(self) -> None:
+        super().__init__("{levelname}{message}", style="{")
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data.pop("levelname", None)
+        log_data["timestamp"] = _iso(record.created)
+        log_data["level"] = record.levelname.lower()
+        ordered = {k: log_data[k] for k in COMMON_FIELDS if k in log_data} | log_data
+        log_data.clear()
+        log_data.update(ordered)
+
+
+class TextLines(logging.Formatter):
+    """One readable line per record, for people watching the logs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{_iso(record.created)} {record.levelname:<7} {getattr(record, 'event', '-'):<14} {record.getMessage()}"
+
+
+def _iso(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ShippingStats:
+    """What happened to the records meant for Loki."""
+
+    sent: int = 0
+    failed: int = 0  # pushes Loki refused or that timed out
+    dropped: int = 0  # records that found the queue full
+    abandoned: int = 0  # records still queued when shutdown gave up
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class _TimeoutSession(requests.Session):
+    """The library's session has no timeout; this one gives every request one."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(*args, **kwargs)
+
+
+class _Emitter(LokiEmitterV1):
+    def __init__(
+        self,
+        url: str,
+        tags: dict[str, str],
+        timeout: float,
+        stats: ShippingStats,
+        on_change: Callable[[str], None],
+    ) -> None:
+        super().__init__(url, tags)
+        self.session_class = functools.partial(_TimeoutSession, timeout)
+        self.stats = stats
+        self.on_change = on_change  # told "failing" or "recovered"
+        self.give_up_at: float | None = None  # monotonic deadline at shutdown
+
+    def build_payload(self, record: logging.LogRecord, line: str) -> dict[str, Any]:
+        payload: dict[str, Any] = super().build_payload(record, line)
+        # The library stamps the send time; a record queued while Loki was
+        # away would land at the wrong time.
+        payload["streams"][0]["values"][0][0] = str(int(record.created * 1e9))
+        return payload
+
+    def __call__(self, record: logging.LogRecord, line: str) -> None:
+        if self.give_up_at is not None and time.monotonic() > self.give_up_at:
+            with self.stats.lock:
+                self.stats.abandoned += 1
+            return
+        try:
+            super().__call__(record, line)
+        except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
+            self.close()  # a fresh connection for the next push
+            with self.stats.lock:
+                was_ok = self.stats.last_error is None
+                self.stats.failed += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            if was_ok:
+                self.on_change("failing")
+            return
+        with self.stats.lock:
+            self.stats.sent += 1
+            recovered = self.stats.last_error is not None
+            self.stats.last_error = None
+        if recovered:
+            self.on_change("recovered")
+
+
+class LokiShipper(LokiQueueHandler):
+    """LokiQueueHandler with a bounded queue, pushes with a timeout, counted
+    failures and a bounded drain."""
+
+    def __init__(
+        self,
+        url: str,
+        stats: ShippingStats,
+        on_change: Callable[[str], None],
+        timeout: float = LOKI_TIMEOUT,
+        maxsize: int = LOKI_QUEUE_SIZE,
+    ) -> None:
+        super().__init__(queue.Queue(maxsize), url=url, tags=dict(LOKI_LABELS), version="1")
+        self.timeout = timeout
+        self.stats = stats
+        self.emitter = _Emitter(url, dict(LOKI_LABELS), timeout, stats, on_change)
+        self.handler.emitter = self.emitter
+        # urllib3 and requests log through their own loggers; should one ever
+        # reach this handler, shipping it would log again, without end.
+        self.addFilter(lambda r: not r.name.startswith(("urllib3", "requests")))
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            with self.stats.lock:
+                self.stats.dropped += 1
+
+    def stop(self, drain: float = LOKI_DRAIN) -> None:
+        """Ship what is queued for at most drain seconds (plus one push in
+        flight); count the rest as abandoned."""
+        self.emitter.give_up_at = time.monotonic() + drain
+        stopper = threading.Thread(target=self._stop_listener, name="loki-drain", daemon=True)
+        stopper.start()
+        stopper.join(drain + self.timeout + 0.5)
+        if stopper.is_alive():  # a push is stuck beyond its timeout
+            with self.stats.lock:
+                self.stats.abandoned += self.queue.qsize()
+
+    def _stop_listener(self) -> None:
+        while True:
+            try:
+                self.listener.stop()  # its sentinel needs room in the queue
+                return
+            except queue.Full:
+                time.sleep(0.01)
+
+
+class Logs:
+    """The app's logger, its events, and the Loki shipper if configured."""
+
+    def __init__(
+        self,
+        config: Config,
+        stream: TextIO = sys.stdout,
+        loki_timeout: float = LOKI_TIMEOUT,
+        loki_drain: float = LOKI_DRAIN,
+    ) -> None:
+        formatter: logging.Formatter = JsonLines() if config.log_format == "json" else TextLines()
+        stdout = logging.StreamHandler(stream)
+        stdout.setFormatter(formatter)
+
+        self.logger = logging.getLogger(LOGGER_NAME)
+        self.logger.handlers.clear()
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        self.logger.addHandler(stdout)
+        self.events = Events(self.logger)
+
+        # Reports about shipping go to stdout only: with Loki failing they
+        # could not go there, and shipping them would feed back.
+        local = logging.getLogger(LOGGER_NAME + ".local")
+        local.handlers.clear()
+        local.propagate = False
+        local.addHandler(stdout)
+        self._local_events = Events(local)
+
+        self.stats = ShippingStats()
+        self.shipper: LokiShipper | None = None
+        if config.loki_url:
+            self.shipper = LokiShipper(config.loki_url, self.stats, self._report, timeout=loki_timeout)
+            self.loki_drain = loki_drain
+            self.shipper.setFormatter(JsonLines())  # Loki's line is JSON, whatever stdout shows
+            self.logger.addHandler(self.shipper)
+
+    def _report(self, state: str) -> None:
+        with self.stats.lock:
+            fields = {
+                "sent": self.stats.sent,
+                "failed": self.stats.failed,
+                "dropped": self.stats.dropped,
+                "abandoned": self.stats.abandoned,
+                "error": self.stats.last_error,
+            }
+        level = logging.INFO if state != "failing" else logging.WARNING
+        message = {
+            "failing": f"shipping logs to Loki fails: {fields['error']}",
+            "recovered": "shipping logs to Loki works again",
+            "stopped": "stopped shipping logs to Loki",
+        }[state]
+        message += " (sent {sent}, failed {failed}, dropped {dropped}, abandoned {abandoned})".format(**fields)
+        self._local_events.emit(level, "loki_shipping", message, state=state, **fields)
+
+    def close(self) -> None:
+        """Drain the Loki queue within its bound and report what happened."""
+        if self.shipper is not None:
+            self.logger.removeHandler(self.shipper)
+            self.shipper.stop(self.loki_drain)
+            self._report("stopped")

@@ -1,0 +1,105 @@
+"""The log records: one event name per outcome and a fixed set of keys per
+event. Dashboards and alert rules query these keys, so they are a contract:
+README.md documents them and the tests hold every record to this table."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from client.probe import ProbeResult, ToggleResult
+from client.summary import DEGRADED, DOWN, HEALTHY, Summary
+
+#: Keys every record has, in this order.
+COMMON_FIELDS = ("timestamp", "level", "event", "message")
+
+#: The keys of each event beyond COMMON_FIELDS.
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "probe": (
+        "seq", "method", "endpoint", "status_code", "duration_ms",
+        "success", "error_type", "error", "trace_id",
+    ),
+    "flaky_toggle": (
+        "seq", "method", "endpoint", "status_code", "duration_ms",
+        "success", "error_type", "error", "trace_id", "flaky",
+    ),
+    "summary": (
+        "window_s", "probes", "successes", "availability",
+        "p50_ms", "p95_ms", "p99_ms", "errors", "verdict", "reason",
+    ),
+    "health_changed": ("verdict", "previous", "reason", "availability", "p95_ms", "probes"),
+    "started": ("version", "target", "interval", "timeout", "flaky_interval", "summary_interval", "loki"),
+    "stopped": ("probes", "toggles"),
+    "loki_shipping": ("state", "sent", "failed", "dropped", "abandoned", "error"),
+    "internal_error": ("job", "error", "traceback"),
+}  # fmt: skip
+
+#: error_types that mean the server answered, badly; the others mean no answer.
+ANSWERED_ERRORS = frozenset({"http_status", "informational", "body"})
+
+VERDICT_LEVELS = {HEALTHY: logging.INFO, DEGRADED: logging.WARNING, DOWN: logging.ERROR}
+
+
+class Events:
+    """Writes the records through one logger."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def emit(self, level: int, event: str, message: str, **fields: Any) -> None:
+        if tuple(fields) != EVENT_FIELDS[event]:
+            raise ValueError(f"{event} record with keys {tuple(fields)}, want {EVENT_FIELDS[event]}")
+        self.logger.log(level, message, extra={"event": event, **fields})
+
+    def probe(self, seq: int, r: ProbeResult) -> None:
+        if r.success:
+            level, message = logging.INFO, f"{r.method} {r.endpoint} -> {r.status_code} in {r.duration_ms:.1f} ms"
+        else:
+            level = logging.WARNING if r.error_type in ANSWERED_ERRORS else logging.ERROR
+            message = f"{r.method} {r.endpoint} failed after {r.duration_ms:.1f} ms: {r.error_type}: {r.error}"
+        self.emit(
+            level, "probe", message,
+            seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
+            duration_ms=r.duration_ms, success=r.success, error_type=r.error_type,
+            error=r.error, trace_id=r.trace_id,
+        )  # fmt: skip
+
+    def flaky_toggle(self, seq: int, r: ToggleResult) -> None:
+        state = {True: "on", False: "off", None: "not told"}[r.flaky]
+        if r.success:
+            level = logging.INFO
+            message = f"{r.method} {r.endpoint} -> {r.status_code} in {r.duration_ms:.1f} ms; flaky mode {state}"
+        else:
+            level = logging.WARNING
+            message = f"{r.method} {r.endpoint} failed after {r.duration_ms:.1f} ms: {r.error_type}: {r.error}"
+        self.emit(
+            level, "flaky_toggle", message,
+            seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
+            duration_ms=r.duration_ms, success=r.success, error_type=r.error_type,
+            error=r.error, trace_id=r.trace_id, flaky=r.flaky,
+        )  # fmt: skip
+
+    def summary(self, s: Summary) -> None:
+        self.emit(
+            VERDICT_LEVELS.get(s.verdict, logging.WARNING), "summary",
+            f"{s.verdict}: {s.successes} of {s.probes} probes succeeded in the last {s.window_s:g} s; {s.reason}",
+            window_s=s.window_s, probes=s.probes, successes=s.successes,
+            availability=s.availability, p50_ms=s.p50_ms, p95_ms=s.p95_ms, p99_ms=s.p99_ms,
+            errors=s.errors, verdict=s.verdict, reason=s.reason,
+        )  # fmt: skip
+
+    def health_changed(self, previous: str | None, s: Summary) -> None:
+        self.emit(
+            VERDICT_LEVELS.get(s.verdict, logging.WARNING), "health_changed",
+            f"health {previous or 'unknown'} -> {s.verdict}: {s.reason}",
+            verdict=s.verdict, previous=previous, reason=s.reason,
+            availability=s.availability, p95_ms=s.p95_ms, probes=s.probes,
+        )  # fmt: skip
+
+    def internal_error(self, job: str, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self.emit(
+            logging.ERROR, "internal_error", f"{job} failed: {error}",
+            job=job, error=error, traceback="".join(traceback.format_exception(exc)),
+        )  # fmt: skip

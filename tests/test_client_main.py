@@ -1,0 +1,119 @@
+"""python -m client as a process: exit codes, and SIGTERM stops it within
+the probe timeout + 1 s, logs flushed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, FaultServer, GoServer, read_request
+
+
+def start_client(*args: str) -> tuple[subprocess.Popen[str], list[dict[str, Any]], threading.Thread]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[dict[str, Any]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(json.loads(raw))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return proc, lines, reader
+
+
+def wait_for(lines: list[dict[str, Any]], event: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(line["event"] == event for line in lines):
+        assert time.monotonic() < deadline, f"no {event} record within {timeout} s"
+        time.sleep(0.01)
+
+
+def stop_and_time(proc: subprocess.Popen[str]) -> float:
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(15)
+    return time.monotonic() - began
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(go_server: Callable[..., GoServer], sig: signal.Signals) -> None:
+    server = go_server()
+    proc, lines, reader = start_client("--target", server.url, "--interval", "0.2", "--timeout", "0.2")
+    wait_for(lines, "probe")
+    proc.send_signal(sig)
+    assert proc.wait(5) == 0
+    reader.join(5)
+    assert lines[0]["event"] == "started"
+    assert lines[-1]["event"] == "stopped"
+    assert proc.stderr is not None
+    assert proc.stderr.read() == ""
+
+
+def test_sigterm_during_a_hanging_probe(fault_server: Callable[..., FaultServer]) -> None:
+    in_flight = threading.Event()
+
+    def hang(conn: socket.socket) -> None:
+        read_request(conn)
+        in_flight.set()
+        conn.recv(1)
+
+    server = fault_server(hang)
+    proc, _, _ = start_client("--target", server.url, "--timeout", "2", "--interval", "3")
+    assert in_flight.wait(10)
+    took = stop_and_time(proc)
+    assert proc.returncode == 0
+    assert took <= 2 + 1, f"stopping took {took:.2f} s"
+
+
+def test_sigterm_with_loki_black_holed(
+    fault_server: Callable[..., FaultServer], go_server: Callable[..., GoServer]
+) -> None:
+    accepted = threading.Event()
+
+    def blackhole(conn: socket.socket) -> None:
+        accepted.set()
+        conn.recv(1 << 20)
+        conn.recv(1)  # never answers
+
+    loki = fault_server(blackhole)
+    server = go_server()
+    proc, lines, reader = start_client(
+        "--target", server.url, "--loki-url", loki.url + "/loki/api/v1/push", "--timeout", "1"
+    )
+    assert accepted.wait(10)
+    took = stop_and_time(proc)
+    assert proc.returncode == 0
+    assert took <= 1 + 1 + 3 + 3 + 0.5, f"stopping took {took:.2f} s"  # probe, loop, drain, one push
+    reader.join(5)
+    assert lines[-1]["event"] == "loki_shipping"
+    assert lines[-1]["state"] == "stopped"
+
+
+def test_bad_option_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "client", "--interval", "-1"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "invalid --interval" in result.stderr
+    assert result.stdout == ""
+
+
+def test_help_exits_0() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "client", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert "--loki-url" in result.stdout

@@ -1,0 +1,94 @@
+"""The log records are a contract: fixed keys per event, in a fixed order,
+with the record's time in UTC."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from client.config import parse_config
+from client.logs import Logs
+from client.probe import ProbeResult, ToggleResult
+from client.records import COMMON_FIELDS, EVENT_FIELDS
+from client.summary import Window
+
+PROBE = ProbeResult("GET", "http://x/status", 503, 12.5, False, "http_status", "503 Service Unavailable", "a" * 32)
+TOGGLE = ToggleResult("POST", "http://x/flaky", 202, 3.0, True, None, None, "b" * 32, True)
+
+
+def emit_all(logs: Logs) -> None:
+    window = Window(30)
+    window.add(0, PROBE)
+    logs.events.probe(1, PROBE)
+    logs.events.flaky_toggle(1, TOGGLE)
+    logs.events.summary(window.summary(0))
+    logs.events.health_changed(None, window.summary(0))
+    logs.events.internal_error("probe", RuntimeError("boom"))
+    logs.events.emit(logging.INFO, "started", "m", version="1", target="t", interval=1, timeout=1,
+                     flaky_interval=1, summary_interval=1, loki=False)  # fmt: skip
+    logs.events.emit(logging.INFO, "stopped", "m", probes=1, toggles=1)
+    logs.events.emit(logging.WARNING, "loki_shipping", "m", state="failing", sent=0, failed=1, dropped=0,
+                     abandoned=0, error="x")  # fmt: skip
+
+
+def test_every_event_has_exactly_its_keys_in_order() -> None:
+    out = io.StringIO()
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    emit_all(Logs(parse_config([], {}), out))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {line["event"] for line in lines} == set(EVENT_FIELDS)
+    for line in lines:
+        assert tuple(line) == COMMON_FIELDS + EVENT_FIELDS[line["event"]], line
+        stamp = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+        assert stamp.tzinfo == UTC
+        assert before <= stamp <= datetime.now(UTC)
+        assert line["level"] in ("info", "warning", "error")
+
+
+def test_probe_record_values() -> None:
+    out = io.StringIO()
+    Logs(parse_config([], {}), out).events.probe(7, PROBE)
+    line = json.loads(out.getvalue())
+    assert line == line | {
+        "level": "warning",
+        "event": "probe",
+        "seq": 7,
+        "method": "GET",
+        "endpoint": "http://x/status",
+        "status_code": 503,
+        "duration_ms": 12.5,
+        "success": False,
+        "error_type": "http_status",
+        "error": "503 Service Unavailable",
+        "trace_id": "a" * 32,
+    }
+
+
+@pytest.mark.parametrize(
+    ("error_type", "level"),
+    [(None, "info"), ("http_status", "warning"), ("body", "warning"), ("read_timeout", "error"), ("dns", "error")],
+)
+def test_probe_levels(error_type: str | None, level: str) -> None:
+    out = io.StringIO()
+    r = ProbeResult("GET", "u", None, 1.0, error_type is None, error_type, error_type, "c" * 32)
+    Logs(parse_config([], {}), out).events.probe(1, r)
+    assert json.loads(out.getvalue())["level"] == level
+
+
+def test_a_record_with_other_keys_is_refused() -> None:
+    logs = Logs(parse_config([], {}), io.StringIO())
+    with pytest.raises(ValueError, match="probe record with keys"):
+        logs.events.emit(logging.INFO, "probe", "m", seq=1)
+
+
+def test_text_format_is_one_readable_line_per_record() -> None:
+    out = io.StringIO()
+    emit_all(Logs(parse_config(["--log-format", "text"], {}), out))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(EVENT_FIELDS)
+    assert "WARNING probe          GET http://x/status failed after 12.5 ms: http_status: 503" in lines[0]
+    assert "flaky mode on" in lines[1]
