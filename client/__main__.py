@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
@@ -29,6 +30,14 @@ def main(
         sys.stderr.write(f"python -m client: error: {exc}\n")
         return 2
 
+    heartbeat = Path(config.heartbeat_file) if config.heartbeat_file else None
+    if heartbeat is not None:
+        try:
+            heartbeat.touch()
+        except OSError as exc:
+            sys.stderr.write(f"python -m client: error: cannot write --heartbeat-file: {exc}\n")
+            return 2
+
     # schedule works in naive local time: in UTC no daylight saving jump can
     # stall or rush the loop.
     os.environ["TZ"] = "UTC"
@@ -43,7 +52,7 @@ def main(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    monitor = Monitor(config, logs.events)
+    monitor = Monitor(config, logs.events, heartbeat=heartbeat)
     logs.events.emit(
         logging.INFO, "started",
         f"monitoring {config.status_url} every {config.interval:g} s",

@@ -26,6 +26,7 @@ class Config:
     loki_url: str | None
     log_format: str
     success_codes: frozenset[int]
+    heartbeat_file: str | None = None
 
     @property
     def status_url(self) -> str:
@@ -71,6 +72,12 @@ def _seconds(minimum: float, allow_zero: bool = False) -> Callable[[str], float]
         return seconds
 
     return parse
+
+
+def _path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty")
+    return value
 
 
 def _log_format(value: str) -> str:
@@ -138,6 +145,14 @@ OPTIONS = (
     ),
     _Option(
         "--log-format", "LOG_FORMAT", _log_format, "json", "json (one object per line) or text (for people)", "FORMAT"
+    ),
+    _Option(
+        "--heartbeat-file",
+        "HEARTBEAT_FILE",
+        _path,
+        None,
+        "file touched after every probe, for python -m client.healthcheck; unset = none",
+        "PATH",
     ),
     _Option(
         "--success-codes",

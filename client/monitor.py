@@ -8,6 +8,7 @@ import datetime
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import schedule
 
@@ -27,12 +28,14 @@ class Monitor:
         clock: Clock = time.monotonic,
         probe_fn: Callable[[str, float, frozenset[int]], ProbeResult] = probe,
         toggle_fn: Callable[[str, float], ToggleResult] = toggle_flaky,
+        heartbeat: Path | None = None,
     ) -> None:
         self.config = config
         self.events = events
         self.clock = clock
         self.probe_fn = probe_fn
         self.toggle_fn = toggle_fn
+        self.heartbeat = heartbeat
         self.window = Window(config.summary_interval)
         self.verdict: str | None = None
         self.probes = 0
@@ -44,6 +47,8 @@ class Monitor:
         now = self.clock()
         self.window.add(now, result)
         self.events.probe(self.probes, result)
+        if self.heartbeat is not None:
+            self.heartbeat.touch()
         summary = self.window.summary(now)
         if summary.verdict != self.verdict:
             self.events.health_changed(self.verdict, summary)

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,6 +82,42 @@ def go_server(server_binary: Path) -> Iterator[Callable[..., GoServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+ClientProcess = Callable[..., tuple["subprocess.Popen[str]", list[dict[str, Any]], threading.Thread]]
+
+
+@pytest.fixture
+def client() -> Iterator[ClientProcess]:
+    """Start python -m client with the given options; returns the process,
+    its JSON records (filled as they come) and the thread reading them."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[str], list[dict[str, Any]], threading.Thread]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "client", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        lines: list[dict[str, Any]] = []
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                lines.append(json.loads(raw))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        return proc, lines, reader
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
 
 
 Handler = Callable[[socket.socket], None]

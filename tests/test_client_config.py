@@ -92,6 +92,7 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         ("--loki-url", "LOKI_URL"),
         ("--log-format", "LOG_FORMAT"),
         ("--success-codes", "SUCCESS_CODES"),
+        ("--heartbeat-file", "HEARTBEAT_FILE"),
     ]:
         assert flag in text
         assert f"[{env}]" in text

@@ -3,7 +3,6 @@ the probe timeout + 1 s, logs flushed."""
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -15,23 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, FaultServer, GoServer, read_request
-
-
-def start_client(*args: str) -> tuple[subprocess.Popen[str], list[dict[str, Any]], threading.Thread]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "client", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines: list[dict[str, Any]] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            lines.append(json.loads(raw))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    return proc, lines, reader
+from tests.conftest import ROOT, ClientProcess, FaultServer, GoServer, read_request
 
 
 def wait_for(lines: list[dict[str, Any]], event: str, timeout: float = 10) -> None:
@@ -49,9 +32,9 @@ def stop_and_time(proc: subprocess.Popen[str]) -> float:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_cleanly(go_server: Callable[..., GoServer], sig: signal.Signals) -> None:
+def test_signal_stops_cleanly(go_server: Callable[..., GoServer], sig: signal.Signals, client: ClientProcess) -> None:
     server = go_server()
-    proc, lines, reader = start_client("--target", server.url, "--interval", "0.2", "--timeout", "0.2")
+    proc, lines, reader = client("--target", server.url, "--interval", "0.2", "--timeout", "0.2")
     wait_for(lines, "probe")
     proc.send_signal(sig)
     assert proc.wait(5) == 0
@@ -62,7 +45,7 @@ def test_signal_stops_cleanly(go_server: Callable[..., GoServer], sig: signal.Si
     assert proc.stderr.read() == ""
 
 
-def test_sigterm_during_a_hanging_probe(fault_server: Callable[..., FaultServer]) -> None:
+def test_sigterm_during_a_hanging_probe(fault_server: Callable[..., FaultServer], client: ClientProcess) -> None:
     in_flight = threading.Event()
 
     def hang(conn: socket.socket) -> None:
@@ -71,7 +54,7 @@ def test_sigterm_during_a_hanging_probe(fault_server: Callable[..., FaultServer]
         conn.recv(1)
 
     server = fault_server(hang)
-    proc, _, _ = start_client("--target", server.url, "--timeout", "2", "--interval", "3")
+    proc, _, _ = client("--target", server.url, "--timeout", "2", "--interval", "3")
     assert in_flight.wait(10)
     took = stop_and_time(proc)
     assert proc.returncode == 0
@@ -79,7 +62,7 @@ def test_sigterm_during_a_hanging_probe(fault_server: Callable[..., FaultServer]
 
 
 def test_sigterm_with_loki_black_holed(
-    fault_server: Callable[..., FaultServer], go_server: Callable[..., GoServer]
+    fault_server: Callable[..., FaultServer], go_server: Callable[..., GoServer], client: ClientProcess
 ) -> None:
     accepted = threading.Event()
 
@@ -90,9 +73,7 @@ def test_sigterm_with_loki_black_holed(
 
     loki = fault_server(blackhole)
     server = go_server()
-    proc, lines, reader = start_client(
-        "--target", server.url, "--loki-url", loki.url + "/loki/api/v1/push", "--timeout", "1"
-    )
+    proc, lines, reader = client("--target", server.url, "--loki-url", loki.url + "/loki/api/v1/push", "--timeout", "1")
     assert accepted.wait(10)
     took = stop_and_time(proc)
     assert proc.returncode == 0
