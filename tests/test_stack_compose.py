@@ -1,0 +1,152 @@
+"""docker-compose.yml and the Dockerfiles, checked without a Docker engine:
+the Compose specification's schema, then what the schema cannot say."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack import ROOT, compose
+
+SERVICES = ("server", "client", "prometheus", "loki", "grafana")
+
+
+def services() -> dict[str, Any]:
+    s: dict[str, Any] = compose()["services"]
+    return s
+
+
+def test_valid_against_the_compose_specification() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", "docker-compose.yml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_stack_has_its_services() -> None:
+    assert set(services()) == set(SERVICES)
+
+
+@pytest.mark.parametrize(
+    ("service", "image"),
+    [
+        ("prometheus", r"prom/prometheus:v3\.\d+\.\d+"),
+        ("loki", r"grafana/loki:3\.7\.\d+"),
+        ("grafana", r"grafana/grafana:13\.\d+\.\d+"),
+        ("server", r"statuswatch/server:\d+\.\d+\.\d+"),
+        ("client", r"statuswatch/client:\d+\.\d+\.\d+"),
+    ],
+)
+def test_images_are_pinned(service: str, image: str) -> None:
+    assert re.fullmatch(image, services()[service]["image"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_hardened(service: str) -> None:
+    s = services()[service]
+    assert s.get("read_only") is True
+    assert s.get("cap_drop") == ["ALL"]
+    assert "no-new-privileges:true" in s.get("security_opt", [])
+    assert not s.get("privileged")
+    assert "restart" in s
+    user = str(s.get("user", ""))
+    assert user, "runs as a fixed user"
+    assert user.split(":")[0] not in ("0", "root"), "a non-root one"
+    for port in s.get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"{service} publishes {port} beyond localhost"
+    for volume in s.get("volumes", []):
+        assert "docker.sock" not in volume
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_health_checks_run_without_a_shell(service: str) -> None:
+    check = services()[service]["healthcheck"]["test"]
+    assert check[0] == "CMD", "exec form: the server and Loki images have no shell"
+
+
+def test_dependencies_wait_for_health_checks() -> None:
+    waits = 0
+    for name, s in services().items():
+        for dep, cond in s.get("depends_on", {}).items():
+            assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}"
+            assert "healthcheck" in services()[dep]
+            waits += 1
+    assert waits >= 4
+    assert set(services()["client"]["depends_on"]) == {"server", "loki"}
+    assert set(services()["grafana"]["depends_on"]) == {"prometheus", "loki"}
+
+
+def test_every_mounted_file_exists() -> None:
+    for name, s in services().items():
+        for volume in s.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in compose()["volumes"], f"{name} uses undeclared volume {source}"
+        build = s.get("build")
+        if build:
+            context = ROOT / build["context"]
+            assert (context / build.get("dockerfile", "Dockerfile")).exists()
+
+
+def test_grafana_has_no_default_password() -> None:
+    env = services()["grafana"]["environment"]
+    for key, var in (
+        ("GF_SECURITY_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD"),
+        ("GF_SECURITY_SECRET_KEY", "GRAFANA_SECRET_KEY"),
+    ):
+        assert env[key].startswith(f"${{{var}:?"), f"{key} must come from the environment, with no default"
+        example = (ROOT / ".env.example").read_text()
+        assert re.search(rf"^{var}=\S*$", example, re.M), f".env.example lacks {var}"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_prometheus_runs_with_exemplar_storage() -> None:
+    command = services()["prometheus"]["command"]
+    assert "--enable-feature=exemplar-storage" in command
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command
+
+
+def test_server_logs_go_to_loki_over_otlp() -> None:
+    env = services()["server"]["environment"]
+    assert env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] == "http://loki:3100/otlp/v1/logs"
+    assert services()["client"]["environment"]["LOKI_URL"] == "http://loki:3100/loki/api/v1/push"
+
+
+@pytest.mark.parametrize("dockerfile", ["server/Dockerfile", "client/Dockerfile"])
+def test_dockerfiles_lint_clean(dockerfile: str) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), dockerfile], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / dockerfile).read_text()
+    for base in re.findall(r"^FROM (\S+)", text, re.M):
+        assert base == "scratch" or re.search(r":\d+\.\d+\.\d+", base), f"{base} is not pinned to a version"
+    assert re.search(r"^USER \d+:\d+$", text, re.M), "a numeric non-root USER"
+    assert re.search(r'^(CMD|ENTRYPOINT) \[".*"\]$', text, re.M), "exec form, so SIGTERM reaches the process"
+
+
+def test_server_image_is_under_20_mb(tmp_path: Path) -> None:
+    """The image is the static binary in scratch: build it as the Dockerfile does."""
+    text = (ROOT / "server/Dockerfile").read_text()
+    build = re.search(r"RUN (CGO_ENABLED=0 go build .*)", text)
+    assert build, "the Dockerfile's build step"
+    command = build.group(1).replace("${VERSION}", "test").replace("/out/server", str(tmp_path / "server"))
+    subprocess.run(["sh", "-c", command], cwd=ROOT / "server", check=True)
+    size = (tmp_path / "server").stat().st_size
+    assert size < 20 * 1024 * 1024, f"{size / 2**20:.1f} MiB"
+    assert "HEALTHCHECK" in text
+    assert '"/server", "-healthcheck"' in text
+
+
+def test_client_build_context_holds_only_what_the_image_needs() -> None:
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert ignore[ignore.index("*") :][:3] == ["*", "!requirements.txt", "!client/"]
