@@ -1,9 +1,18 @@
 # make test runs every check CI runs, from a fresh clone: it creates the
-# virtualenv, builds and tests the Go server, lints the client and runs pytest.
+# virtualenv, installs Prometheus 3, builds and tests the Go server, lints the
+# client and runs pytest.
 GO ?= go
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+TOOLS := $(CURDIR)/.cache/tools
+
+# Prometheus 3 for promtool and the live test, built from its Go module.
+# The stack's image is v3.14.0; the Go modules of 3.14 and 3.15 carry replace
+# directives, so go install takes 3.16 (module v0.316.0), the same major.
+PROMETHEUS_VERSION := 3.16.0
+PROMETHEUS_MODULE := v0.316.0
+PROMETHEUS_DIR := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 
 .PHONY: test server-test client-lint pytest up down dist
 
@@ -19,13 +28,21 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $@
 
+$(PROMETHEUS_DIR)/.installed:
+	GOBIN=$(PROMETHEUS_DIR) $(GO) install \
+	  -ldflags "-X github.com/prometheus/common/version.Version=$(PROMETHEUS_VERSION)" \
+	  github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_MODULE) \
+	  github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE)
+	touch $@
+
 client-lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check client tests
 	$(VENV)/bin/ruff format --check client tests
 	$(VENV)/bin/mypy client
 
-pytest: $(VENV)/.installed
-	$(PY) -m pytest
+pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed
+	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus REQUIRE_STACK_TOOLS=1 \
+	  $(PY) -m pytest
 
 # The stack. The first run writes a .env with random Grafana secrets.
 up: .env

@@ -1,11 +1,18 @@
-"""Helpers for the stack's tests: the repository's configuration files."""
+"""Helpers for the stack's tests: the repository's configuration files, and
+the tools that check them (installed by make test)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +26,57 @@ def load_yaml(path: str) -> Any:
 def compose() -> dict[str, Any]:
     data: dict[str, Any] = load_yaml("docker-compose.yml")
     return data
+
+
+@cache
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "grafana/dashboards/status-server.json").read_text())
+    return data
+
+
+def tool(env: str, name: str) -> str:
+    """The path of a tool: $env, else name on PATH. Under make test
+    (REQUIRE_STACK_TOOLS=1) a missing tool fails the test; elsewhere it
+    skips it."""
+    path = os.environ.get(env) or shutil.which(name)
+    if not path:
+        message = f"{name} not found: set {env} or run make test, which installs it"
+        if os.environ.get("REQUIRE_STACK_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def prometheus_major(binary: str) -> int:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    match = re.search(r"version (\d+)\.", out.stdout + out.stderr)
+    assert match, out
+    return int(match.group(1))
+
+
+# Grafana's variables, replaced by values a query engine accepts.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+    "$__auto": "1m",
+    "$__range": "5m",
+}
+
+
+def expand(expr: str) -> str:
+    for name, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(name, value)
+    assert "$" not in expr.replace("$value", "").replace("$labels", ""), f"unknown variable in {expr}"
+    return expr
+
+
+def dashboard_queries(uid: str) -> list[str]:
+    """Every query of the dashboard (panels and annotations) for a datasource."""
+    d = dashboard()
+    exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", []) if t["datasource"]["uid"] == uid]
+    exprs += [a["expr"] for a in d["annotations"]["list"] if a.get("datasource", {}).get("uid") == uid and "expr" in a]
+    return exprs
+
+
+def rule_exprs(path: str) -> list[str]:
+    return [rule["expr"] for group in load_yaml(path)["groups"] for rule in group["rules"]]
