@@ -1,8 +1,9 @@
 # make test runs every check CI runs, from a fresh clone: it creates the
-# virtualenv, installs Prometheus 3, builds and tests the Go server, lints the
-# client and runs pytest.
+# virtualenv, installs Prometheus 3 and the LogQL grammar, builds and tests
+# the Go server, lints the client and runs pytest.
 GO ?= go
 PYTHON ?= python3
+NPM ?= npm
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := $(CURDIR)/.cache/tools
@@ -35,12 +36,16 @@ $(PROMETHEUS_DIR)/.installed:
 	  github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE)
 	touch $@
 
+tests/logql/node_modules/.installed: tests/logql/package-lock.json
+	$(NPM) ci --prefix tests/logql --no-audit --no-fund --silent
+	touch $@
+
 client-lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check client tests
 	$(VENV)/bin/ruff format --check client tests
 	$(VENV)/bin/mypy client
 
-pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed
+pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed
 	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus REQUIRE_STACK_TOOLS=1 \
 	  $(PY) -m pytest
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,57 @@ def client() -> Iterator[ClientProcess]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+
+
+class LokiReceiver:
+    """Answers POST /loki/api/v1/push like Loki (204) or, by mode, slowly,
+    with 500, or never."""
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.pushes: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.mode == "blackhole":
+                    receiver.release.wait(30)
+                    return
+                if receiver.mode == "slow":
+                    time.sleep(2)
+                receiver.pushes.append({"path": self.path, "payload": json.loads(body)})
+                self.send_response(500 if receiver.mode == "fail" else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/loki/api/v1/push"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def loki() -> Iterator[Callable[[str], LokiReceiver]]:
+    """Start stand-ins for Loki's push API in the given mode."""
+    receivers: list[LokiReceiver] = []
+
+    def start(mode: str = "ok") -> LokiReceiver:
+        receivers.append(LokiReceiver(mode))
+        return receivers[-1]
+
+    yield start
+    for r in receivers:
+        r.close()
 
 
 Handler = Callable[[socket.socket], None]

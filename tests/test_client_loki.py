@@ -9,9 +9,8 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,57 +19,7 @@ from client.config import parse_config
 from client.logs import LOKI_DRAIN, LOKI_TIMEOUT, Logs
 from client.monitor import Monitor, run
 from client.probe import ProbeResult, probe
-from tests.conftest import GoServer, free_port
-
-
-class LokiReceiver:
-    """Answers POST /loki/api/v1/push like Loki (204) or, by mode, slowly,
-    with 500, or never."""
-
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
-        self.pushes: list[dict[str, Any]] = []
-        self.release = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.mode == "blackhole":
-                    receiver.release.wait(30)
-                    return
-                if receiver.mode == "slow":
-                    time.sleep(2)
-                receiver.pushes.append({"path": self.path, "payload": json.loads(body)})
-                self.send_response(500 if receiver.mode == "fail" else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/loki/api/v1/push"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def loki() -> Iterator[Callable[[str], LokiReceiver]]:
-    receivers: list[LokiReceiver] = []
-
-    def start(mode: str = "ok") -> LokiReceiver:
-        receivers.append(LokiReceiver(mode))
-        return receivers[-1]
-
-    yield start
-    for r in receivers:
-        r.close()
+from tests.conftest import GoServer, LokiReceiver, free_port
 
 
 def test_payload_labels_and_lines(loki: Callable[[str], LokiReceiver], go_server: Callable[..., GoServer]) -> None:
