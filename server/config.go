@@ -16,15 +16,17 @@ type config struct {
 	addr        string
 	metricsAddr string
 	flaky       bool
+	delay       time.Duration
 	maxDelay    time.Duration
 	seed        uint64
 	logLevel    slog.Level
+	telemetry   bool
 	healthcheck bool
 }
 
-// maxMaxDelay bounds -max-delay: a flaky answer must not outlive the
+// maxDelayFlag bounds -delay and -max-delay: an answer must not outlive the
 // server's write timeout.
-const maxMaxDelay = time.Minute
+const maxDelayFlag = time.Minute
 
 // configError is bad input on the command line or in the environment; main
 // exits 2 for it.
@@ -39,9 +41,11 @@ var envVars = map[string]string{
 	"addr":         "SERVER_ADDR",
 	"metrics-addr": "SERVER_METRICS_ADDR",
 	"flaky":        "SERVER_FLAKY",
+	"delay":        "SERVER_DELAY",
 	"max-delay":    "SERVER_MAX_DELAY",
 	"seed":         "SERVER_SEED",
 	"log-level":    "SERVER_LOG_LEVEL",
+	"telemetry":    "SERVER_TELEMETRY",
 }
 
 // parseConfig reads args and the environment. With -h it prints the usage to
@@ -53,11 +57,15 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (con
 	fs.StringVar(&cfg.addr, "addr", ":8080", "API listen address")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", ":9090", "Prometheus /metrics listen address")
 	fs.BoolVar(&cfg.flaky, "flaky", false, "start in flaky mode (toggle at runtime with POST /flaky)")
+	fs.DurationVar(&cfg.delay, "delay", 0,
+		"a fixed delay before every GET /status answer, flaky or not (for measuring monitors)")
 	fs.DurationVar(&cfg.maxDelay, "max-delay", 500*time.Millisecond,
 		"in flaky mode, each GET /status waits a uniformly random time in [0, max-delay)")
 	fs.Uint64Var(&cfg.seed, "seed", 0,
 		"seed of the flaky draws; 0 picks one at random (it is logged at start-up, so a run can be replayed)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "least severe `level` to log: debug, info, warn or error")
+	fs.BoolVar(&cfg.telemetry, "telemetry", true,
+		"instrument the API (spans, request metrics and logs); false measures what that costs")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false,
 		"probe GET /healthz on -addr and exit 0 if it answers 200, else 1 (for container health checks)")
 	fs.Usage = func() {} // the flag package calls it on errors too
@@ -97,8 +105,13 @@ func (c config) validate() error {
 			return fmt.Errorf("invalid value %q for flag -%s: %w", f.addr, f.name, err)
 		}
 	}
-	if c.maxDelay < 0 || c.maxDelay > maxMaxDelay {
-		return fmt.Errorf("invalid value %s for flag -max-delay: must be between 0 and %s", c.maxDelay, maxMaxDelay)
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"delay", c.delay}, {"max-delay", c.maxDelay}} {
+		if f.d < 0 || f.d > maxDelayFlag {
+			return fmt.Errorf("invalid value %s for flag -%s: must be between 0 and %s", f.d, f.name, maxDelayFlag)
+		}
 	}
 	return nil
 }
@@ -123,7 +136,7 @@ Flags:
 			fmt.Fprintf(w, " %s", name)
 		}
 		fmt.Fprintf(w, "\n    \t%s", usage)
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		if env, ok := envVars[f.Name]; ok {

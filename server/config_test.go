@@ -19,7 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{addr: ":8080", metricsAddr: ":9090", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo}
+	want := config{addr: ":8080", metricsAddr: ":9090", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo, telemetry: true}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -31,12 +31,14 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 		env(map[string]string{
 			"SERVER_ADDR": ":2", "SERVER_METRICS_ADDR": ":3", "SERVER_FLAKY": "true",
 			"SERVER_MAX_DELAY": "1s", "SERVER_SEED": "9", "SERVER_LOG_LEVEL": "debug",
+			"SERVER_DELAY": "50ms", "SERVER_TELEMETRY": "false",
 		}),
 		&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{addr: "127.0.0.1:1", metricsAddr: ":3", flaky: true, maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug}
+	want := config{addr: "127.0.0.1:1", metricsAddr: ":3", flaky: true, delay: 50 * time.Millisecond,
+		maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -51,6 +53,7 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-max-delay", "soon"}, nil, "-max-delay"},
 		{[]string{"-max-delay", "-1s"}, nil, "-max-delay: must be between 0 and 1m0s"},
 		{[]string{"-max-delay", "2m"}, nil, "-max-delay: must be between 0 and 1m0s"},
+		{[]string{"-delay", "-5ms"}, nil, "-delay: must be between 0 and 1m0s"},
 		{[]string{"-seed", "-3"}, nil, "-seed"},
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
 		{[]string{"-addr", "8080"}, nil, `invalid value "8080" for flag -addr`},
@@ -87,8 +90,9 @@ func TestHelpDocumentsEveryFlagAndVariable(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, env(nil), &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("got %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-addr", "-metrics-addr", "-flaky", "-max-delay", "-seed", "-log-level", "-healthcheck",
-		"SERVER_ADDR", "SERVER_METRICS_ADDR", "SERVER_FLAKY", "SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL",
+	for _, want := range []string{"-addr", "-metrics-addr", "-flaky", "-delay", "-max-delay", "-seed", "-log-level",
+		"-telemetry", "-healthcheck", "SERVER_ADDR", "SERVER_METRICS_ADDR", "SERVER_FLAKY", "SERVER_DELAY",
+		"SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL", "SERVER_TELEMETRY",
 		"OTEL_EXPORTER_OTLP_"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not mention %s:\n%s", want, help.String())

@@ -42,7 +42,7 @@ func newTestAPI(t *testing.T, st *status) *testAPI {
 
 // seededStatus is a status whose flaky draws are fixed by seed.
 func seededStatus(flaky bool, maxDelay time.Duration, seed uint64) *status {
-	return newStatus(flaky, maxDelay, rand.New(rand.NewPCG(seed, seed)))
+	return newStatus(flaky, 0, maxDelay, rand.New(rand.NewPCG(seed, seed)))
 }
 
 // do sends one request and returns the answer with its body read.

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	st := newStatus(cfg.flaky, cfg.maxDelay, rand.New(rand.NewPCG(seed, seed)))
+	st := newStatus(cfg.flaky, cfg.delay, cfg.maxDelay, rand.New(rand.NewPCG(seed, seed)))
 	if err := tel.registerStateMetrics(st); err != nil {
 		return fmt.Errorf("state metrics: %w", err)
 	}
@@ -94,12 +94,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		apiLn.Close()
 		return fmt.Errorf("metrics listener: %w", err)
 	}
+	handler := newHandler(logger, st, tel)
+	if !cfg.telemetry {
+		handler = newBareHandler(st)
+	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	api := &http.Server{
-		Handler:           newHandler(logger, st, tel),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      cfg.maxDelay + 10*time.Second,
+		WriteTimeout:      cfg.delay + cfg.maxDelay + 10*time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          errorLog,
@@ -118,7 +122,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		slog.String("addr", apiLn.Addr().String()),
 		slog.String("metrics_addr", metricsLn.Addr().String()),
 		slog.Bool("flaky", cfg.flaky),
+		slog.Duration("delay", cfg.delay),
 		slog.Duration("max_delay", cfg.maxDelay),
+		slog.Bool("telemetry", cfg.telemetry),
 		slog.Uint64("seed", seed),
 		slog.String("version", version),
 	)

@@ -110,6 +110,39 @@ func TestRunInProcess(t *testing.T) {
 	}
 }
 
+// TestRunWithoutTelemetry serves the same API with no request metrics or
+// request log lines: what make bench compares the instrumented server with.
+func TestRunWithoutTelemetry(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	lines := readLines(pr)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-telemetry=false"}, env(nil), pw)
+	}()
+	api, metrics := lines.started(t)
+	do(t, "POST", api+"/status/418", nil)
+	if resp, body := do(t, "GET", api+"/status", nil); resp.StatusCode != 418 || body != "I'm a teapot\n" {
+		t.Fatalf("GET /status: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "PUT", api+"/status", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT /status: %d", resp.StatusCode)
+	}
+	_, body := do(t, "GET", metrics+"/metrics", nil)
+	if strings.Contains(body, "http_server_request_duration_seconds") || !strings.Contains(body, "status_server_configured_status_code 418") {
+		t.Errorf("metrics without telemetry:\n%s", grep(body, "status"))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range lines.messages() {
+		if m == "request" {
+			t.Fatal("a request log line without telemetry")
+		}
+	}
+}
+
 // TestOTLPExport points the OTLP exporters at a local receiver and checks
 // that the request's span and log line arrive, joined to the caller's trace.
 func TestOTLPExport(t *testing.T) {

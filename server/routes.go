@@ -11,19 +11,28 @@ import (
 // client from making the server read an unbounded upload.
 const maxBodyBytes = 64 << 10
 
-// newHandler returns the API: every route is listed here. Wrong methods on a
-// known path get 405 with an Allow header from ServeMux, unknown paths 404.
-func newHandler(logger *slog.Logger, st *status, tel *telemetry) http.Handler {
+// routes lists every route of the API. Wrong methods on a known path get 405
+// with an Allow header from ServeMux, unknown paths 404.
+func routes(st *status) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", handleGetStatus(st))
 	mux.Handle("POST /status/{code}", handleSetStatus(st))
 	mux.Handle("GET /flaky", handleGetFlaky(st))
 	mux.Handle("POST /flaky", handleToggleFlaky(st))
 	mux.Handle("GET /healthz", handleHealthz())
+	return mux
+}
 
-	var h http.Handler = mux
-	h = limitBody(maxBodyBytes, h)
-	h = logRequests(logger, h)
+// newBareHandler is the API without telemetry (-telemetry=false), to
+// measure what the instrumentation costs.
+func newBareHandler(st *status) http.Handler {
+	return limitBody(maxBodyBytes, routes(st))
+}
+
+// newHandler is the API, instrumented: a span per request, the request
+// duration histogram and one log line per request.
+func newHandler(logger *slog.Logger, st *status, tel *telemetry) http.Handler {
+	h := logRequests(logger, newBareHandler(st))
 	h = countActive(tel.activeRequests, h)
 	return otelhttp.NewHandler(h, "http.server",
 		otelhttp.WithTracerProvider(tel.tracerProvider),

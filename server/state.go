@@ -9,7 +9,8 @@ import (
 // status is the server's mutable state: the code GET /status answers and
 // whether flaky mode is on. It is safe for concurrent use.
 type status struct {
-	maxDelay time.Duration // flaky answers wait uniformly in [0, maxDelay)
+	delay    time.Duration // every answer waits this long (0 unless set for benchmarks)
+	maxDelay time.Duration // flaky answers wait uniformly in [0, maxDelay) more
 
 	mu    sync.Mutex
 	code  int
@@ -17,8 +18,8 @@ type status struct {
 	rng   *rand.Rand // not safe for concurrent use: guarded by mu
 }
 
-func newStatus(flaky bool, maxDelay time.Duration, rng *rand.Rand) *status {
-	return &status{code: 200, flaky: flaky, maxDelay: maxDelay, rng: rng}
+func newStatus(flaky bool, delay, maxDelay time.Duration, rng *rand.Rand) *status {
+	return &status{code: 200, flaky: flaky, delay: delay, maxDelay: maxDelay, rng: rng}
 }
 
 // answer returns the code for one GET /status and how long to wait before
@@ -28,11 +29,12 @@ func (s *status) answer() (code int, delay time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.flaky {
-		return s.code, 0
+		return s.code, s.delay
 	}
 	code = statusCodes[s.rng.IntN(len(statusCodes))]
+	delay = s.delay
 	if s.maxDelay > 0 {
-		delay = time.Duration(s.rng.Int64N(int64(s.maxDelay)))
+		delay += time.Duration(s.rng.Int64N(int64(s.maxDelay)))
 	}
 	return code, delay
 }

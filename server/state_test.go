@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -93,5 +94,19 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if _, flaky := api.st.snapshot(); flaky {
 		t.Errorf("after %d toggles (an even number) flaky is on", n/4)
+	}
+}
+
+func TestFixedDelayAddsToEveryAnswer(t *testing.T) {
+	const fixed, maxDelay = 50 * time.Millisecond, 10 * time.Millisecond
+	steady := newStatus(false, fixed, maxDelay, rand.New(rand.NewPCG(1, 1)))
+	if code, delay := steady.answer(); code != 200 || delay != fixed {
+		t.Fatalf("flaky off: got %d after %s, want 200 after %s", code, delay, fixed)
+	}
+	flaky := newStatus(true, fixed, maxDelay, rand.New(rand.NewPCG(1, 1)))
+	for range 1000 {
+		if _, delay := flaky.answer(); delay < fixed || delay >= fixed+maxDelay {
+			t.Fatalf("flaky: delay %s outside [%s, %s)", delay, fixed, fixed+maxDelay)
+		}
 	}
 }
