@@ -75,10 +75,22 @@ func newTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, 
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
+	tracesOn, err := otlpEnabled(getenv, "TRACES")
+	if err != nil {
+		return nil, err
+	}
+	// Exemplars normally link to sampled spans only. With no trace exporter
+	// no span is recorded, so every measurement may carry its (unsampled)
+	// trace ID: the same ID is in the request's log line.
+	exemplars := exemplar.TraceBasedFilter
+	if !tracesOn {
+		exemplars = exemplar.AlwaysOnFilter
+	}
 	tel.meterProvider = sdkmetric.NewMeterProvider(
 		sdkmetric.WithResource(res),
 		sdkmetric.WithReader(exporter),
 		sdkmetric.WithView(boundedHTTPMetrics()...),
+		sdkmetric.WithExemplarFilter(exemplars),
 	)
 	tel.activeRequests, err = tel.meterProvider.Meter(meterName).Int64UpDownCounter("http.server.active_requests",
 		metric.WithUnit("{request}"), metric.WithDescription("Requests the API is handling now."))
@@ -87,17 +99,18 @@ func newTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, 
 	}
 
 	traceOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	if on, err := otlpEnabled(getenv, "TRACES"); err != nil {
-		return nil, err
-	} else if on {
+	if tracesOn {
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("otlp trace exporter: %w", err)
 		}
 		traceOpts = append(traceOpts, sdktrace.WithBatcher(exp))
+	} else {
+		// Nothing would read a recorded span. Unsampled spans still have
+		// IDs, which join a caller's traceparent and link logs and
+		// exemplars, at a fraction of the cost.
+		traceOpts = append(traceOpts, sdktrace.WithSampler(sdktrace.NeverSample()))
 	}
-	// Without an exporter spans are still made: their IDs link logs,
-	// exemplars and a caller's traceparent.
 	tel.tracerProvider = sdktrace.NewTracerProvider(traceOpts...)
 
 	if on, err := otlpEnabled(getenv, "LOGS"); err != nil {
