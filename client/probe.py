@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import requests
@@ -71,6 +71,8 @@ class Exchange:
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """One request's outcome, as its record reports it."""
+
     method: str
     endpoint: str
     status_code: int | None
@@ -82,47 +84,34 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
-class ToggleResult:
-    method: str
-    endpoint: str
-    status_code: int | None
-    duration_ms: float
-    success: bool
-    error_type: str | None
-    error: str | None
-    trace_id: str
+class ToggleResult(ProbeResult):
     flaky: bool | None  # the server's new state when it says so, else None
+
+
+TWO_XX = frozenset(range(200, 300))
 
 
 def probe(url: str, budget: float, success_codes: frozenset[int], clock: Clock = time.perf_counter) -> ProbeResult:
     """GET url once and judge the answer."""
-    ex = exchange("GET", url, budget, clock)
+    return _judge(exchange("GET", url, budget, clock), success_codes)
+
+
+def toggle_flaky(url: str, budget: float, clock: Clock = time.perf_counter) -> ToggleResult:
+    """POST url once (never retried) and read the new flaky state if told."""
+    ex = exchange("POST", url, budget, clock)
+    result = _judge(ex, TWO_XX)
+    return ToggleResult(**asdict(result), flaky=_flaky_state(ex) if result.success else None)
+
+
+def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
+    """An answer is a success when its code is one of success_codes; a 1xx
+    is no final answer."""
     success = ex.error_type is None and ex.status_code in success_codes
     error_type, error = ex.error_type, ex.error
     if error_type is None and not success and ex.status_code is not None:
         error_type = "informational" if ex.status_code < 200 else "http_status"
         error = f"{ex.status_code} {_reason(ex.status_code)}"
     return ProbeResult(ex.method, ex.endpoint, ex.status_code, ex.duration_ms, success, error_type, error, ex.trace_id)
-
-
-def toggle_flaky(url: str, budget: float, clock: Clock = time.perf_counter) -> ToggleResult:
-    """POST url once (never retried) and read the new flaky state if told."""
-    ex = exchange("POST", url, budget, clock)
-    success = ex.error_type is None and ex.status_code is not None and 200 <= ex.status_code < 300
-    error_type, error = ex.error_type, ex.error
-    if error_type is None and not success and ex.status_code is not None:
-        error_type, error = "http_status", f"{ex.status_code} {_reason(ex.status_code)}"
-    return ToggleResult(
-        ex.method,
-        ex.endpoint,
-        ex.status_code,
-        ex.duration_ms,
-        success,
-        error_type,
-        error,
-        ex.trace_id,
-        _flaky_state(ex) if success else None,
-    )
 
 
 def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_counter) -> Exchange:
