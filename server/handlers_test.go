@@ -126,12 +126,7 @@ func TestInformationalCodes(t *testing.T) {
 			api := newTestAPI(t, seededStatus(false, 0, 1))
 			do(t, "POST", fmt.Sprintf("%s/status/%d", api.URL, tt.code), nil)
 
-			conn, err := net.Dial("tcp", api.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			conn := dialRaw(t, api)
 			fmt.Fprint(conn, "GET /status HTTP/1.1\r\nHost: test\r\n\r\n")
 			raw, err := readAll(conn)
 			if err != nil {
@@ -163,6 +158,19 @@ func TestInformationalCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialRaw opens a plain TCP connection to the API, for writing and reading
+// HTTP by hand; it is closed at the end of the test.
+func dialRaw(t *testing.T, api *testAPI) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", api.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
 }
 
 // readAll reads from conn until the server closes it.
@@ -255,12 +263,7 @@ func TestBodies(t *testing.T) {
 		t.Fatalf("small body: got %d, want 202", resp.StatusCode)
 	}
 	// A chunked body of unknown length is never read; the server carries on.
-	conn, err := net.Dial("tcp", api.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialRaw(t, api)
 	fmt.Fprintf(conn, "POST /flaky HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n")
 	for range 100 {
 		fmt.Fprintf(conn, "%x\r\n%s\r\n", 4096, strings.Repeat("y", 4096))

@@ -71,17 +71,44 @@ func (lr *lineReader) messages() []string {
 	return out
 }
 
+// inProcess is run() started in this process on free ports.
+type inProcess struct {
+	api, metrics string
+	lines        *lineReader
+	cancel       context.CancelFunc
+	done         chan error
+}
+
+func startRun(t *testing.T, getenv func(string) string, args ...string) *inProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	p := &inProcess{lines: readLines(pr), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		p.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, args...), getenv, pw)
+	}()
+	p.api, p.metrics = p.lines.started(t)
+	return p
+}
+
+// stop cancels run() and returns what it returned, failing after 5 s.
+func (p *inProcess) stop(t *testing.T) error {
+	t.Helper()
+	p.cancel()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return within 5 s of cancellation")
+		return nil
+	}
+}
+
 // TestRunInProcess starts the whole program with run() on free ports, uses
 // both listeners and stops it by cancelling the context.
 func TestRunInProcess(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	pr, pw := io.Pipe()
-	lines := readLines(pr)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, env(nil), pw)
-	}()
-	api, metrics := lines.started(t)
+	p := startRun(t, env(nil))
+	api, metrics := p.api, p.metrics
 
 	if resp, body := do(t, "GET", api+"/status", nil); resp.StatusCode != 200 || body != "OK\n" {
 		t.Fatalf("GET /status: %d %q", resp.StatusCode, body)
@@ -93,16 +120,10 @@ func TestRunInProcess(t *testing.T) {
 		t.Fatalf("healthcheck of a running server: %v", err)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not return within 5 s of cancellation")
+	if err := p.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
 	}
-	if got := lines.messages(); got[len(got)-1] != "server stopped" {
+	if got := p.lines.messages(); got[len(got)-1] != "server stopped" {
 		t.Errorf("last log line: %q", got[len(got)-1])
 	}
 	if err := healthcheck(t.Context(), strings.TrimPrefix(api, "http://")); err == nil {
@@ -113,14 +134,8 @@ func TestRunInProcess(t *testing.T) {
 // TestRunWithoutTelemetry serves the same API with no request metrics or
 // request log lines: what make bench compares the instrumented server with.
 func TestRunWithoutTelemetry(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	pr, pw := io.Pipe()
-	lines := readLines(pr)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-telemetry=false"}, env(nil), pw)
-	}()
-	api, metrics := lines.started(t)
+	p := startRun(t, env(nil), "-telemetry=false")
+	api, metrics := p.api, p.metrics
 	do(t, "POST", api+"/status/418", nil)
 	if resp, body := do(t, "GET", api+"/status", nil); resp.StatusCode != 418 || body != "I'm a teapot\n" {
 		t.Fatalf("GET /status: %d %q", resp.StatusCode, body)
@@ -132,11 +147,10 @@ func TestRunWithoutTelemetry(t *testing.T) {
 	if strings.Contains(body, "http_server_request_duration_seconds") || !strings.Contains(body, "status_server_configured_status_code 418") {
 		t.Errorf("metrics without telemetry:\n%s", grep(body, "status"))
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := p.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range lines.messages() {
+	for _, m := range p.lines.messages() {
 		if m == "request" {
 			t.Fatal("a request log line without telemetry")
 		}
@@ -174,14 +188,8 @@ func TestOTLPExport(t *testing.T) {
 	defer receiver.Close()
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.URL)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	pr, pw := io.Pipe()
-	lines := readLines(pr)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"}, os.Getenv, pw)
-	}()
-	api, _ := lines.started(t)
+	p := startRun(t, os.Getenv)
+	api := p.api
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", api+"/status", nil)
@@ -191,8 +199,7 @@ func TestOTLPExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	cancel() // shutdown flushes the batches
-	if err := <-done; err != nil {
+	if err := p.stop(t); err != nil { // shutdown flushes the batches
 		t.Fatalf("run: %v", err)
 	}
 
