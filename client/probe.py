@@ -129,27 +129,29 @@ def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_coun
     error_type: str | None = None
     error: str | None = None
 
-    with _session() as session, _Watchdog(budget) as watchdog:
-        start = clock()
-        try:
-            # The connect timeout bounds connecting, the watchdog everything
-            # after; the read timeout only matters if the watchdog is late.
-            with session.request(
-                method,
-                url,
-                headers=headers,
-                timeout=(budget, budget),
-                allow_redirects=False,
-                stream=True,
-            ) as resp:
-                status_code = resp.status_code
-                resp_headers = dict(resp.headers)
-                body = _read_body(resp)
-        except _BodyTooLargeError:
-            error_type, error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"
-        except Exception as exc:  # noqa: BLE001 - every failure is a result
-            error_type, error = classify(exc)
-        duration = clock() - start
+    with _session() as session:
+        # Building the request is the client's business, not the server's:
+        # it is done before the clock starts.
+        prepared = session.prepare_request(requests.Request(method, url, headers=headers))
+        settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        with _Watchdog(budget) as watchdog:
+            start = end = clock()
+            try:
+                # The connect timeout bounds connecting, the watchdog
+                # everything after; the read timeout only matters if the
+                # watchdog is late.
+                with session.send(prepared, timeout=(budget, budget), allow_redirects=False, **settings) as resp:
+                    status_code = resp.status_code
+                    body = _read_body(resp)
+                    end = clock()  # the answer is in: closing is the client's business
+                    resp_headers = dict(resp.headers)
+            except _BodyTooLargeError:
+                end = clock()
+                error_type, error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"
+            except Exception as exc:  # noqa: BLE001 - every failure is a result
+                end = clock()
+                error_type, error = classify(exc)
+            duration = end - start
     if watchdog.expired:
         # Whatever the interrupted read raised, the cause is the budget.
         error_type, error = "read_timeout", f"no complete answer within {budget:g} s"
@@ -328,6 +330,9 @@ class _WatchedAdapter(HTTPAdapter):
 
 def _session() -> requests.Session:
     session = requests.Session()
+    # No proxies or .netrc from the environment: the monitor measures the
+    # server, not a proxy in front of it (and skips scanning both per request).
+    session.trust_env = False
     adapter = _WatchedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
