@@ -1,6 +1,6 @@
 # make test runs every check CI runs, from a fresh clone: it creates the
-# virtualenv, installs Prometheus 3 and the LogQL grammar, builds and tests
-# the Go server, lints the client and runs pytest.
+# virtualenv, installs Prometheus 3, the LogQL grammar and the benchmark
+# tools, builds and tests the Go server, lints the client and runs pytest.
 GO ?= go
 PYTHON ?= python3
 NPM ?= npm
@@ -15,7 +15,7 @@ PROMETHEUS_VERSION := 3.16.0
 PROMETHEUS_MODULE := v0.316.0
 PROMETHEUS_DIR := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 
-.PHONY: test server-test client-lint pytest up down dist
+.PHONY: test server-test client-lint pytest bench bench-tools up down dist
 
 test: server-test client-lint pytest
 
@@ -41,13 +41,25 @@ tests/logql/node_modules/.installed: tests/logql/package-lock.json
 	touch $@
 
 client-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check client tests
-	$(VENV)/bin/ruff format --check client tests
+	$(VENV)/bin/ruff check client tests bench
+	$(VENV)/bin/ruff format --check client tests bench
 	$(VENV)/bin/mypy client
 
-pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed
+pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed bench-tools
 	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus REQUIRE_STACK_TOOLS=1 \
 	  $(PY) -m pytest
+
+# The benchmarks: docs/benchmarks.md, regenerated from scratch (about 5 min).
+bench: $(VENV)/.installed bench-tools
+	cd server && $(GO) build -o ../bin/server .
+	$(PY) bench/run.py --out docs/benchmarks.md
+
+# wrk and blackbox_exporter come from Debian's packages (as root).
+bench-tools:
+	@command -v wrk >/dev/null && command -v prometheus-blackbox-exporter >/dev/null || { \
+	  echo "Installing wrk and prometheus-blackbox-exporter from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    wrk prometheus-blackbox-exporter >/dev/null; }
 
 # The stack. The first run writes a .env with random Grafana secrets.
 up: .env

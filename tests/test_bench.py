@@ -1,0 +1,32 @@
+"""make bench's harness, run small: it must produce every table. Its figures
+are not checked; benchmarks never fail a build on a number."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.stack import ROOT, tool
+
+
+def test_smoke_run_writes_every_table(tmp_path: Path, server_binary: Path) -> None:
+    tool("WRK", "wrk")
+    tool("BLACKBOX_EXPORTER", "prometheus-blackbox-exporter")
+    out = tmp_path / "benchmarks.md"
+    subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--out", str(out), "--server", str(server_binary)],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+    text = out.read_text()
+    headings = re.findall(r"^## (\d)\. ", text, re.M)
+    assert headings == ["1", "2", "3", "4", "5"]
+    for section in re.split(r"^## \d\. ", text, flags=re.M)[1:]:
+        rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+        assert len(rows) >= 3, f"a table with a header and rows:\n{section}"
+    assert "| CPU |" in text  # the machine's facts
+    for goal in ("blackbox_exporter's + 1 ms", "goal: under 15 %", "Within interval + timeout + 0.5 s"):
+        assert goal in text
