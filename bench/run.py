@@ -84,7 +84,11 @@ class Server:
         self.lines: list[dict[str, Any]] = []
         if logs:
             threading.Thread(target=self._read, daemon=True).start()
-        wait_for(lambda: requests.get(self.url + "/healthz", timeout=1).ok)
+        try:
+            wait_for(lambda: requests.get(self.url + "/healthz", timeout=1).ok)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -160,14 +164,15 @@ def blackbox_probe(probe_url: str, target: str) -> float:
     return float(match.group(1)) * 1000
 
 
-def client_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "client", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+@contextmanager
+def client_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """python -m client with args, stopped at the end."""
+    proc = subprocess.Popen([sys.executable, "-m", "client", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def records(proc: subprocess.Popen[str], event: str, count: int) -> list[dict[str, Any]]:
@@ -198,11 +203,6 @@ def usage(pid: int) -> Usage:
     hwm = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
     assert hwm
     return Usage(cpu, int(hwm.group(1)) / 1024)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    proc.wait(10)
 
 
 # --- statistics --------------------------------------------------------------
@@ -252,12 +252,11 @@ def rhythm(binary: Path, sizes: Sizes) -> list[list[str]]:
     interval = sizes.rhythm_interval
     with server(binary, "-flaky", "-max-delay", "500ms", logs=False) as s, black_hole() as loki:
         for name, extra in (("flaky server", []), ("flaky server, Loki black-holed", ["--loki-url", loki])):
-            proc = client_process(
+            with client_process(
                 "--target", s.url, "--interval", str(interval), "--timeout", str(timeout),
                 "--flaky-interval", "0", "--summary-interval", "60", *extra,
-            )  # fmt: skip
-            probes = records(proc, "probe", sizes.rhythm_probes + 1)
-            stop(proc)
+            ) as proc:  # fmt: skip
+                probes = records(proc, "probe", sizes.rhythm_probes + 1)
             starts = [datetime.fromisoformat(p["timestamp"]).timestamp() - p["duration_ms"] / 1000 for p in probes]
             gaps = [b - a for a, b in itertools.pairwise(starts)]
             deviation = [abs(g - interval) * 1000 for g in gaps]
@@ -304,24 +303,22 @@ def cost(binary: Path, sizes: Sizes, tmp: Path) -> list[list[str]]:
             ("default (every 3 s)", 3.0, sizes.cost_default_probes),
             ("20 probes/s", 0.05, sizes.cost_fast_probes),
         ):
-            proc = client_process("--target", s.url, "--interval", str(interval), "--flaky-interval", "0",
-                                  "--summary-interval", "60")  # fmt: skip
-            records(proc, "probe", 1)
-            client_start = usage(proc.pid)
-            box_pid = blackbox_pid(probe_url)
-            began = time.monotonic()
-            blackbox_probe(probe_url, target)
-            box_start = usage(box_pid)
-            for n in range(1, probes):  # on the client's schedule: one every interval
-                time.sleep(max(0.0, began + n * interval - time.monotonic()))
+            with client_process("--target", s.url, "--interval", str(interval), "--flaky-interval", "0",
+                                "--summary-interval", "60") as proc:  # fmt: skip
+                records(proc, "probe", 1)
+                client_start = usage(proc.pid)
+                box_pid = blackbox_pid(probe_url)
+                began = time.monotonic()
                 blackbox_probe(probe_url, target)
-            box_probes = probes
-            client_probes = 1 + len(records(proc, "probe", probes - 1))
-            client_end, box_end = usage(proc.pid), usage(box_pid)
-            stop(proc)
+                box_start = usage(box_pid)
+                for n in range(1, probes):  # on the client's schedule: one every interval
+                    time.sleep(max(0.0, began + n * interval - time.monotonic()))
+                    blackbox_probe(probe_url, target)
+                client_probes = 1 + len(records(proc, "probe", probes - 1))
+                client_end, box_end = usage(proc.pid), usage(box_pid)
             for name, start, end, n in (
                 ("client", client_start, client_end, client_probes),
-                ("blackbox_exporter", box_start, box_end, box_probes),
+                ("blackbox_exporter", box_start, box_end, probes),
             ):
                 per_1000 = (end.cpu_seconds - start.cpu_seconds) / max(1, n - 1) * 1000
                 rows.append([cadence, name, str(n), f"{per_1000:.2f}", f"{end.peak_rss_mb:.1f}"])
