@@ -64,12 +64,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	logger := newLogger(stdout, cfg.logLevel, tel.logHandler())
 	defer func() {
+		// Telemetry that cannot be delivered is no reason to fail the exit.
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlush)
 		defer cancel()
-		err = errors.Join(err, tel.shutdown(flushCtx))
+		if err := tel.shutdown(flushCtx); err != nil {
+			logger.Warn("telemetry not flushed at shutdown", slog.Any("error", err))
+		}
 	}()
-	logger := newLogger(stdout, cfg.logLevel, tel.logHandler())
 	// The SDK reports export failures through this global hook; without it
 	// they would go to stderr as plain text.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
@@ -94,9 +97,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		apiLn.Close()
 		return fmt.Errorf("metrics listener: %w", err)
 	}
-	handler := newHandler(logger, st, tel)
-	if !cfg.telemetry {
-		handler = newBareHandler(st)
+	handler := newBareHandler(st)
+	if cfg.telemetry {
+		handler = newHandler(logger, st, tel)
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	api := &http.Server{

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,6 +235,20 @@ func TestOTLPExport(t *testing.T) {
 	if !logOK {
 		t.Errorf("no request log record in trace %s among %d log exports", traceID, len(logs))
 	}
+}
+
+// TestUndeliverableTelemetryIsLoggedNotFatal points OTLP at a closed port:
+// shutdown logs what it could not flush and run still returns nil.
+func TestUndeliverableTelemetryIsLoggedNotFatal(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", closed.URL)
+	p := startRun(t, os.Getenv)
+	do(t, "GET", p.api+"/status", nil)
+	if err := p.stop(t); err != nil {
+		t.Fatalf("run: %v, want nil", err)
+	}
+	waitFor(t, func() bool { return slices.Contains(p.lines.messages(), "telemetry not flushed at shutdown") })
 }
 
 // TestBinary builds the real binary, drives it over HTTP and stops it with
