@@ -216,10 +216,10 @@ class Logs:
         self._local_events = Events(local)
 
         self.stats = ShippingStats()
+        self.loki_drain = loki_drain
         self.shipper: LokiShipper | None = None
         if config.loki_url:
             self.shipper = LokiShipper(config.loki_url, self.stats, self._report, timeout=loki_timeout)
-            self.loki_drain = loki_drain
             self.shipper.setFormatter(JsonLines())  # Loki's line is JSON, whatever stdout shows
             self.logger.addHandler(self.shipper)
 

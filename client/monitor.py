@@ -65,19 +65,16 @@ class Monitor:
 def run(monitor: Monitor, stop: threading.Event) -> None:
     """Run the jobs until stop is set. The first probe runs at once."""
     config = monitor.config
-    scheduler = schedule.Scheduler()
-    steady = _Steady()
-    jobs = [(config.interval, "probe", monitor.probe_once), (config.summary_interval, "summary", monitor.summarize)]
+    steady = _Steady(schedule.Scheduler())
+    steady.every(config.interval, _guarded(monitor, "probe", monitor.probe_once))
+    steady.every(config.summary_interval, _guarded(monitor, "summary", monitor.summarize))
     if config.flaky_interval > 0:
-        jobs.append((config.flaky_interval, "flaky_toggle", monitor.toggle_once))
-    for seconds, name, job in jobs:
-        scheduler.every(seconds).seconds.do(steady.wrap(_guarded(monitor, name, job), seconds))  # type: ignore[arg-type]
+        steady.every(config.flaky_interval, _guarded(monitor, "flaky_toggle", monitor.toggle_once))
 
     _guarded(monitor, "probe", monitor.probe_once)()  # schedule's first run would be one interval late
     while not stop.is_set():
-        scheduler.run_pending()
-        steady.pin(scheduler)
-        idle = scheduler.idle_seconds
+        steady.run_pending()
+        idle = steady.scheduler.idle_seconds
         stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 1.0))
 
 
@@ -97,29 +94,28 @@ def _guarded(monitor: Monitor, name: str, job: Callable[[], None]) -> Callable[[
 
 
 class _Steady:
-    """Keeps each job on its period. schedule computes the next run from the
-    end of a job, so every run would drift later by the job's duration; this
-    pins it to the start of the run instead. Missed runs are not caught up."""
+    """schedule, keeping each job on its period. schedule computes the next
+    run from the end of a job, so every run would drift later by the job's
+    duration; this pins it to the start of the run instead. Missed runs are
+    not caught up."""
 
-    def __init__(self) -> None:
-        self._periods: dict[Callable[[], None], datetime.timedelta] = {}
-        self._started: dict[Callable[[], None], datetime.datetime] = {}
+    def __init__(self, scheduler: schedule.Scheduler) -> None:
+        self.scheduler = scheduler
+        self._ran: list[tuple[schedule.Job, datetime.datetime]] = []  # (job, start of its next run)
 
-    def wrap(self, job: Callable[[], None], seconds: float) -> Callable[[], None]:
+    def every(self, seconds: float, job: Callable[[], None]) -> None:
+        scheduled = self.scheduler.every(seconds).seconds  # type: ignore[arg-type]
+        period = datetime.timedelta(seconds=seconds)
+
         def run_job() -> None:
-            self._started[run_job] = datetime.datetime.now()  # the clock schedule uses
+            self._ran.append((scheduled, datetime.datetime.now() + period))  # the clock schedule uses
             job()
 
-        self._periods[run_job] = datetime.timedelta(seconds=seconds)
-        return run_job
+        scheduled.do(run_job)
 
-    def pin(self, scheduler: schedule.Scheduler) -> None:
-        """Call after run_pending: move the jobs that ran to start + period."""
-        if not self._started:
-            return
+    def run_pending(self) -> None:
+        self.scheduler.run_pending()
         now = datetime.datetime.now()
-        for job in scheduler.get_jobs():
-            func = getattr(job.job_func, "func", None)  # do() wraps the job in a partial
-            if func in self._started:
-                job.next_run = max(self._started[func] + self._periods[func], now)
-        self._started.clear()
+        for scheduled, next_run in self._ran:
+            scheduled.next_run = max(next_run, now)
+        self._ran.clear()
