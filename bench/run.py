@@ -35,9 +35,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from client.probe import probe  # noqa: E402 - after the path is set
-
-TWO_XX = frozenset(range(200, 300))
+from client.probe import TWO_XX, probe  # noqa: E402 - after the path is set
+from client.summary import percentile  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -208,10 +207,11 @@ def usage(pid: int) -> Usage:
 # --- statistics --------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank, as the client's summaries compute it."""
-    ordered = sorted(values)
-    return ordered[max(1, -(-len(ordered) * p // 100)) - 1]  # ceil without math
+def nearest_rank(values: list[float], p: float) -> float:
+    """The percentile as the client's summaries compute it."""
+    value = percentile(sorted(values), p)
+    assert value is not None
+    return value
 
 
 def ms(value: float) -> str:
@@ -240,7 +240,7 @@ def accuracy(binary: Path, sizes: Sizes, tmp: Path) -> list[list[str]]:
                 client_err = [r.duration_ms - handled.pop(r.trace_id) for r in client]
                 box_err = [b - h for b, h in zip(box, handled.values(), strict=True)]
             for name, err in (("client (`duration_ms`)", client_err), ("blackbox_exporter", box_err)):
-                rows.append([f"{delay} ms", name, ms(statistics.median(err)), ms(percentile(err, 99)), ms(max(err))])
+                rows.append([f"{delay} ms", name, ms(statistics.median(err)), ms(nearest_rank(err, 99)), ms(max(err))])
     return rows
 
 

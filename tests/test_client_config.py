@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from client.config import Config, ConfigError, parse_codes, parse_config
+from client.probe import TWO_XX
 
 
 def test_defaults() -> None:
@@ -16,7 +17,7 @@ def test_defaults() -> None:
         summary_interval=30.0,
         loki_url=None,
         log_format="json",
-        success_codes=frozenset(range(200, 300)),
+        success_codes=TWO_XX,
     )
 
 

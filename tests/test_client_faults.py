@@ -10,11 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
-from client.probe import MAX_BODY_BYTES, probe
+from client.probe import MAX_BODY_BYTES, TWO_XX, probe
 from tests.conftest import FaultServer, answer, free_port, read_request
 
 BUDGET = 0.5
-SUCCESS = frozenset(range(200, 300))
 
 
 def respond(data: bytes) -> Callable[[socket.socket], None]:
@@ -104,7 +103,7 @@ FAULTS = {
 def test_fault(fault_server: Callable[..., FaultServer], name: str) -> None:
     handler, status, success, error_type, min_ms, max_ms = FAULTS[name]
     server = fault_server(handler)
-    r = probe(server.url + "/status", BUDGET, SUCCESS)
+    r = probe(server.url + "/status", BUDGET, TWO_XX)
     assert r.status_code in (status if isinstance(status, tuple) else (status,)), r
     assert (r.success, r.error_type) == (success, error_type), r
     assert min_ms <= r.duration_ms <= max_ms, r
@@ -112,7 +111,7 @@ def test_fault(fault_server: Callable[..., FaultServer], name: str) -> None:
 
 
 def test_refused() -> None:
-    r = probe(f"http://127.0.0.1:{free_port()}/status", BUDGET, SUCCESS)
+    r = probe(f"http://127.0.0.1:{free_port()}/status", BUDGET, TWO_XX)
     assert (r.status_code, r.success, r.error_type) == (None, False, "connect_refused"), r
 
 
@@ -128,6 +127,6 @@ def test_each_probe_reports_its_own_answer(fault_server: Callable[..., FaultServ
         respond(b"HTTP/1.1 204 No Content\r\n\r\n"),
         respond(answer("200 OK", b"OK\n")),
     )
-    got = [probe(server.url + "/status", BUDGET, SUCCESS).status_code for _ in range(7)]
+    got = [probe(server.url + "/status", BUDGET, TWO_XX).status_code for _ in range(7)]
     assert got == [103, 500, 101, 418, None, 204, 200]
     assert server.connections == 7, "every probe must open a fresh connection"

@@ -15,10 +15,9 @@ import requests_mock
 import urllib3
 from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
 
-from client.probe import ERROR_TYPES, classify, probe, toggle_flaky
+from client.probe import ERROR_TYPES, TWO_XX, classify, probe, toggle_flaky
 
 URL = "http://status.test/status"
-TWO_XX = frozenset(range(200, 300))
 
 
 def chain(*excs: BaseException) -> BaseException:

@@ -7,10 +7,8 @@ from collections.abc import Callable
 
 import requests
 
-from client.probe import probe, toggle_flaky
+from client.probe import TWO_XX, probe, toggle_flaky
 from tests.conftest import GoServer, wait_until
-
-TWO_XX = frozenset(range(200, 300))
 
 
 def test_flaky_off_every_probe_succeeds(go_server: Callable[..., GoServer]) -> None:
