@@ -452,7 +452,12 @@ def report(sizes: Sizes, binary: Path) -> str:
     accuracy_goal = all(gap <= 1 for gap in p99_gap)
     cpu = {(r[0], r[1]): float(r[3]) for r in cost_rows}
     cadences = list(dict.fromkeys(r[0] for r in cost_rows))
-    cpu_ratios = ", ".join(f"{cpu[(c, 'client')] / cpu[(c, 'blackbox_exporter')]:.1f}x at {c}" for c in cadences)
+    cpu_ratios = ", ".join(
+        f"{cpu[(c, 'client')] / cpu[(c, 'blackbox_exporter')]:.1f}x at {c}"
+        if cpu[(c, "blackbox_exporter")]
+        else f"an unmeasurable multiple (blackbox_exporter below one 10 ms tick) at {c}"
+        for c in cadences
+    )
     rps = {r[0]: float(r[1].replace(",", "")) for r in throughput_rows}
     extra_us = (1 / rps["instrumented"] - 1 / rps["without telemetry"]) * 1e6
     rhythm_ok = all(r[-1] == "yes" for r in rhythm_rows)
