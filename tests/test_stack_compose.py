@@ -110,6 +110,23 @@ def test_grafana_has_no_default_password() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
+def test_grafana_downloads_no_plugin() -> None:
+    """Grafana 13's preinstaller replaces bundled plugins that have a newer
+    release; on a read-only root it unloads them first and then fails, and
+    every panel says "plugin not registered" (grafana/grafana#132528)."""
+    env = services()["grafana"]["environment"]
+    assert env["GF_PLUGINS_PREINSTALL_DISABLED"] == "true"
+    assert env["GF_PLUGINS_PREINSTALL_AUTO_UPDATE"] == "false"
+    assert not {k for k in env if k in ("GF_INSTALL_PLUGINS", "GF_PLUGINS_PREINSTALL", "GF_PLUGINS_PREINSTALL_SYNC")}
+
+
+def test_grafana_finds_every_provisioning_folder() -> None:
+    """The mount hides the image's folders; Grafana logs an error for each
+    one that is missing."""
+    for folder in ("datasources", "dashboards", "plugins", "alerting", "notifiers"):
+        assert (ROOT / "grafana/provisioning" / folder).is_dir(), folder
+
+
 def test_prometheus_runs_with_exemplar_storage() -> None:
     command = services()["prometheus"]["command"]
     assert "--enable-feature=exemplar-storage" in command
