@@ -127,6 +127,14 @@ def test_grafana_finds_every_provisioning_folder() -> None:
         assert (ROOT / "grafana/provisioning" / folder).is_dir(), folder
 
 
+@pytest.mark.parametrize("service", ["client", "loki", "grafana"])
+def test_a_writable_tmp(service: str) -> None:
+    """Loki's compactor reads retention markers through a copy in
+    os.TempDir(): with a read-only /tmp nothing past the retention period is
+    ever deleted."""
+    assert "/tmp" in services()[service]["tmpfs"]  # noqa: S108 (a path in the container)
+
+
 def test_prometheus_runs_with_exemplar_storage() -> None:
     command = services()["prometheus"]["command"]
     assert "--enable-feature=exemplar-storage" in command
