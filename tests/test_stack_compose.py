@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import ROOT, compose
+from tests.stack import ROOT, compose, load_yaml
 
 SERVICES = ("server", "client", "prometheus", "loki", "grafana")
 
@@ -139,6 +139,10 @@ def test_prometheus_runs_with_exemplar_storage() -> None:
     command = services()["prometheus"]["command"]
     assert "--enable-feature=exemplar-storage" in command
     assert "--config.file=/etc/prometheus/prometheus.yml" in command
+    assert not [flag for flag in command if flag.startswith("--storage.tsdb.retention")], (
+        "deprecated since 3.x: the retention is in prometheus.yml"
+    )
+    assert load_yaml("prometheus/prometheus.yml")["storage"]["tsdb"]["retention"]["time"] == "7d"
 
 
 def test_server_logs_go_to_loki_over_otlp() -> None:
