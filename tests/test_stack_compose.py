@@ -80,6 +80,7 @@ def test_dependencies_wait_for_health_checks() -> None:
             assert "healthcheck" in services()[dep]
             waits += 1
     assert waits >= 4
+    assert set(services()["server"]["depends_on"]) == {"loki"}, "its logs go to Loki from the first request"
     assert set(services()["client"]["depends_on"]) == {"server", "loki"}
     assert set(services()["grafana"]["depends_on"]) == {"prometheus", "loki"}
 
