@@ -68,12 +68,16 @@ up: .env
 down:
 	docker compose down
 
+# Written to a temporary file and renamed: an interrupted run leaves no
+# half-written .env behind, which make would never rewrite.
 .env:
-	@umask 077; { \
-	  echo "GRAFANA_ADMIN_PASSWORD=$$(openssl rand -hex 16)"; \
-	  echo "GRAFANA_SECRET_KEY=$$(openssl rand -hex 32)"; \
-	  echo "GRAFANA_ANONYMOUS_VIEWING=true"; \
-	} > $@
+	@command -v python3 >/dev/null || { echo "make up: python3 not found: it writes the secrets of .env" >&2; exit 1; }
+	@umask 077 && tmp=$$(mktemp .env.XXXXXX) && \
+	  if python3 -c 'import secrets; print( \
+	      f"GRAFANA_ADMIN_PASSWORD={secrets.token_hex(16)}\n" \
+	      f"GRAFANA_SECRET_KEY={secrets.token_hex(32)}\n" \
+	      "GRAFANA_ANONYMOUS_VIEWING=true")' > "$$tmp"; \
+	  then mv "$$tmp" $@; else rm -f "$$tmp"; exit 1; fi
 	@echo "Wrote .env with a random Grafana admin password (user admin): see GRAFANA_ADMIN_PASSWORD there."
 
 # The archive the brief asks for: a clean clone, Git history included,
