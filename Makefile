@@ -15,7 +15,7 @@ PROMETHEUS_VERSION := 3.16.0
 PROMETHEUS_MODULE := v0.316.0
 PROMETHEUS_DIR := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 
-.PHONY: test server-test client-lint pytest bench bench-tools up down dist
+.PHONY: test server-test client-lint pytest bench bench-tools up down preflight dist
 
 test: server-test client-lint pytest
 
@@ -62,11 +62,25 @@ bench-tools:
 	    wrk prometheus-blackbox-exporter >/dev/null; }
 
 # The stack. The first run writes a .env with random Grafana secrets.
-up: .env
+up: preflight .env
 	docker compose up -d --build
 
 down:
 	docker compose down
+
+# What make up needs, checked before anything is written or started.
+preflight:
+	@command -v docker >/dev/null || { \
+	  echo "make up: docker not found: install Docker Engine with the Compose v2 plugin, or Docker Desktop" >&2; exit 1; }
+	@version=$$(docker compose version --short 2>/dev/null) || { \
+	  echo "make up: 'docker compose' not found: install the Docker Compose v2 plugin (docker-compose-plugin)" >&2; exit 1; }; \
+	  case "$${version#v}" in [2-9].*) ;; *) \
+	    echo "make up: Docker Compose $$version found, version 2 or later needed" >&2; exit 1;; esac
+	@unreadable=$$(find prometheus loki grafana \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \)); \
+	  if [ -n "$$unreadable" ]; then \
+	    echo "make up: the containers' users cannot read these files (checked out with a strict umask?):" >&2; \
+	    echo "$$unreadable" | sed 's/^/  /' >&2; \
+	    echo "Fix: chmod -R a+rX prometheus loki grafana" >&2; exit 1; fi
 
 # Written to a temporary file and renamed: an interrupted run leaves no
 # half-written .env behind, which make would never rewrite.

@@ -1,5 +1,6 @@
-"""make up, run against a stand-in docker in a copy of the repository: .env
-gets two random secrets from Python, never a half-written file."""
+"""make up, run against a stand-in docker in a copy of the repository: its
+prerequisites are checked before anything is written, and .env gets two
+random secrets from Python, never a half-written file."""
 
 from __future__ import annotations
 
@@ -98,4 +99,42 @@ def test_a_failed_secret_leaves_no_env(repo: Path, tmp_path: Path) -> None:
     result = make(repo, bin, "up")
     assert result.returncode != 0
     assert not list(repo.glob(".env*")), "neither .env nor its temporary file"
+    assert "compose up -d --build" not in docker_calls(bin)
+
+
+@pytest.mark.parametrize(
+    ("docker", "compose_version", "message"),
+    [
+        (False, "", "docker not found"),
+        (True, "", "'docker compose' not found"),
+        (True, "1.29.2", "Docker Compose 1.29.2 found, version 2 or later needed"),
+    ],
+)
+def test_up_says_what_is_missing_before_writing_anything(
+    repo: Path, tmp_path: Path, docker: bool, compose_version: str, message: str
+) -> None:
+    bin = bin_dir(tmp_path, docker=docker)
+    result = make(repo, bin, "up", compose_version)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (repo / ".env").exists()
+    assert "compose up -d --build" not in docker_calls(bin)
+
+
+def test_up_accepts_a_v_prefixed_compose_version(repo: Path, tmp_path: Path) -> None:
+    assert make(repo, bin_dir(tmp_path), "up", "v2.40.0").returncode == 0
+
+
+def test_up_refuses_config_files_the_containers_cannot_read(repo: Path, tmp_path: Path) -> None:
+    """Checked out with umask 077, the files are unreadable to the
+    containers' users (65534, 10001, 472): Prometheus and Loki exit and
+    everything else waits for them for ever."""
+    (repo / "loki/loki.yml").chmod(0o600)
+    (repo / "grafana/dashboards").chmod(0o700)
+    bin = bin_dir(tmp_path)
+    result = make(repo, bin, "up")
+    assert result.returncode != 0
+    assert "  loki/loki.yml\n" in result.stderr
+    assert "  grafana/dashboards\n" in result.stderr
+    assert "chmod -R a+rX prometheus loki grafana" in result.stderr
     assert "compose up -d --build" not in docker_calls(bin)
