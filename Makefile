@@ -95,9 +95,14 @@ preflight:
 	@echo "Wrote .env with a random Grafana admin password (user admin): see GRAFANA_ADMIN_PASSWORD there."
 
 # The archive the brief asks for: a clean clone, Git history included,
-# without anything ignored or uncommitted.
+# without anything ignored or uncommitted, and without a remote that would
+# point at this machine's path.
 DIST ?= dist/statuswatch.tar.gz
 dist:
+	@if [ -n "$$(git status --porcelain)" ]; then \
+	  echo "make dist: warning: these changes are not committed and not in the archive:" >&2; \
+	  git status --short >&2; fi
 	@tmp=$$(mktemp -d) && git clone --quiet . "$$tmp/statuswatch" \
+	  && git -C "$$tmp/statuswatch" remote remove origin \
 	  && mkdir -p $(dir $(DIST)) && tar -czf $(DIST) -C "$$tmp" statuswatch && rm -rf "$$tmp"
 	@echo "Wrote $(DIST)"
