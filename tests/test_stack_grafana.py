@@ -32,6 +32,15 @@ def test_datasources_have_fixed_uids_and_one_default() -> None:
         assert any(str(p).endswith(f":{port}") for p in services[host]["ports"])
 
 
+def test_exemplars_link_to_their_trace() -> None:
+    """The label is the one the live Prometheus test finds on the server's
+    exemplars (test_stack_prometheus.py)."""
+    (prometheus,) = [d for d in datasources() if d["uid"] == "prometheus"]
+    assert prometheus["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": "trace_id", "datasourceUid": "tempo", "urlDisplayLabel": "Trace of this request"}
+    ]
+
+
 @pytest.mark.parametrize("path", PROVISIONING, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_dollar_left_for_grafana_to_expand(path: Path) -> None:
     """Grafana expands $VAR and ${VAR} in provisioning files; a literal $
