@@ -95,7 +95,7 @@ class Server:
             self.lines.append(json.loads(raw))
 
     def requests(self) -> list[dict[str, Any]]:
-        return [line for line in list(self.lines) if line.get("message") == "request" and line["route"] == "/status"]
+        return [line for line in list(self.lines) if line.get("route") == "/status"]
 
     def stop(self) -> None:
         self.proc.terminate()

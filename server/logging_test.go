@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"regexp"
 	"testing"
 )
 
@@ -37,12 +39,16 @@ func TestRequestLogLines(t *testing.T) {
 	for _, tt := range tests {
 		line := send(tt.method, tt.path)
 		for key, want := range map[string]any{
-			"message": "request", "severity": tt.severity, "method": tt.method, "route": tt.route,
+			"severity": tt.severity, "method": tt.method, "route": tt.route,
 			"path": tt.path, "status": tt.status, "trace_id": traceID,
 		} {
 			if line[key] != want {
 				t.Errorf("%s %s: %s = %v, want %v (line %v)", tt.method, tt.path, key, line[key], want, line)
 			}
+		}
+		head := fmt.Sprintf("%s %s -> %d in ", tt.method, tt.path, int(tt.status))
+		if msg, _ := line["message"].(string); !regexp.MustCompile(`^` + regexp.QuoteMeta(head) + `\d+\.\d ms$`).MatchString(msg) {
+			t.Errorf("%s %s: message %q, want %q and the duration", tt.method, tt.path, msg, head)
 		}
 		for _, key := range []string{"timestamp", "duration_ms", "span_id"} {
 			if _, ok := line[key]; !ok {

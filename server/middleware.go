@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -39,7 +40,9 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		if rec.interim != 0 {
 			attrs = append(attrs, slog.Int("interim_status", rec.interim))
 		}
-		logger.LogAttrs(r.Context(), level, "request", attrs...)
+		// The message reads on its own (in Loki it is the line); the fields stay attributes.
+		msg := fmt.Sprintf("%s %s -> %d in %.1f ms", r.Method, truncate(r.URL.Path, 256), status, float64(elapsed.Microseconds())/1000)
+		logger.LogAttrs(r.Context(), level, msg, attrs...)
 	})
 }
 

@@ -61,7 +61,7 @@ class GoServer:
 
     def requests(self) -> list[dict[str, Any]]:
         """The server's per-request log lines so far."""
-        return [line for line in self.lines if line.get("message") == "request"]
+        return [line for line in self.lines if "route" in line]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
