@@ -15,14 +15,20 @@ PROMETHEUS_VERSION := 3.16.0
 PROMETHEUS_MODULE := v0.316.0
 PROMETHEUS_DIR := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 
-.PHONY: test server-test client-lint pytest bench bench-tools up down preflight dist
+.PHONY: test server-test compose-test client-lint pytest bench bench-tools up down preflight dist
 
-test: server-test client-lint pytest
+test: server-test compose-test client-lint pytest
 
 server-test:
 	@unformatted=$$(cd server && gofmt -l .); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	cd server && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+# docker-compose.yml loaded by compose-go, the loader of Docker Compose v2.
+compose-test:
+	@unformatted=$$(cd tests/compose && gofmt -l .); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	cd tests/compose && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
