@@ -182,6 +182,14 @@ def test_the_windows_are_computed_like_grafana() -> None:
     assert window_s({**panel, "interval": "30s"}, 15 * 60, 1000) == 30
 
 
+def test_no_client_query_sets_its_own_step() -> None:
+    """A target's step replaces the computed one, min interval and all
+    (pkg/tsdb/loki/step.go), so window_s would not be the window."""
+    for panel in auto_panels():
+        for t in panel["targets"]:
+            assert not t.get("step"), f"{panel['title']}: step {t['step']!r} overrides the panel's min interval"
+
+
 @pytest.mark.parametrize("range_s", [15 * 60, 24 * 3600], ids=["15m", "24h"])
 @pytest.mark.parametrize("screen_px", [1280, 1920, 3840])
 def test_every_client_panel_point_holds_enough_records(range_s: int, screen_px: int) -> None:
