@@ -47,24 +47,30 @@ class Rule:
     eval_s: int
 
 
+def seconds(duration: str) -> int:
+    value, unit = re.fullmatch(r"(\d+)(s|m)", duration).groups()  # type: ignore[union-attr]
+    return int(value) * (60 if unit == "m" else 1)
+
+
 def rule(path: str, alert: str, eval_s: int) -> Rule:
     (r,) = [r for g in load_yaml(path)["groups"] for r in g["rules"] if r.get("alert") == alert]
     windows = set(re.findall(r"\[(\d+)m\]", r["expr"]))
     assert len(windows) == 1, f"{alert}: one window for numerator and denominator"
     threshold = re.search(r">\s*([\d.]+)\s*$", r["expr"].strip())
     assert threshold, r["expr"]
-    for_s = re.fullmatch(r"(\d+)(s|m)", r["for"])
-    assert for_s
-    return Rule(
-        int(windows.pop()) * 60,
-        float(threshold.group(1)),
-        int(for_s.group(1)) * (60 if for_s.group(2) == "m" else 1),
-        eval_s,
-    )
+    return Rule(int(windows.pop()) * 60, float(threshold.group(1)), seconds(r["for"]), eval_s)
 
 
-LOKI_RULE = rule("loki/rules/fake/monitor.yml", "MonitorProbeFailureRatioHigh", eval_s=15)
-PROMETHEUS_RULE = rule("prometheus/rules/server.yml", "StatusServerHigh5xxRatio", eval_s=5)
+LOKI_RULE = rule(
+    "loki/rules/fake/monitor.yml",
+    "MonitorProbeFailureRatioHigh",
+    eval_s=seconds(load_yaml("loki/rules/fake/monitor.yml")["groups"][0]["interval"]),
+)
+PROMETHEUS_RULE = rule(
+    "prometheus/rules/server.yml",
+    "StatusServerHigh5xxRatio",
+    eval_s=seconds(load_yaml("prometheus/prometheus.yml")["global"]["evaluation_interval"]),
+)
 
 Scenario = Callable[[float], int | None]  # the code answered at time t; None: no answer
 

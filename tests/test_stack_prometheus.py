@@ -53,6 +53,9 @@ def test_rule_unit_tests_pass(promtool: str) -> None:
     tested = {t["alertname"] for f in tests for case in load_yaml(f)["tests"] for t in case["alert_rule_test"]}
     alerts = {r["alert"] for f in RULES for g in load_yaml(f)["groups"] for r in g["rules"]}
     assert tested == alerts, "every alert has a unit test"
+    evaluation_interval = load_yaml("prometheus/prometheus.yml")["global"]["evaluation_interval"]
+    for f in tests:
+        assert load_yaml(f)["evaluation_interval"] == evaluation_interval, f"{f}: not evaluated as the stack does"
 
 
 @pytest.mark.parametrize("expr", dashboard_queries("prometheus") + [e for f in RULES for e in rule_exprs(f)])
