@@ -112,3 +112,6 @@ dist:
 	  && git -C "$$tmp/statuswatch" remote remove origin \
 	  && mkdir -p $(dir $(DIST)) && tar -czf $(DIST) -C "$$tmp" statuswatch && rm -rf "$$tmp"
 	@echo "Wrote $(DIST)"
+
+# The Helm chart: its tools, and pytest needing them (tests/helm/tools.mk).
+include tests/helm/tools.mk

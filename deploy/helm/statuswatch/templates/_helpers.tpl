@@ -1,0 +1,84 @@
+{{/* The chart's name, at most 63 characters (a DNS label). */}}
+{{- define "statuswatch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name; objects append "-server", "-client" and so on. */}}
+{{- define "statuswatch.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := include "statuswatch.name" . }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "statuswatch.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "statuswatch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "server"). */}}
+{{- define "statuswatch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "statuswatch.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "statuswatch.serviceAccountName" -}}
+{{- default (include "statuswatch.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest when a digest is given. */}}
+{{- define "statuswatch.image" -}}
+{{- if .digest }}
+{{- printf "%s@%s" .repository .digest }}
+{{- else }}
+{{- printf "%s:%s" .repository .tag }}
+{{- end }}
+{{- end }}
+
+{{/* The server's in-cluster base URL. */}}
+{{- define "statuswatch.serverURL" -}}
+{{- printf "http://%s-server.%s.svc:%d" (include "statuswatch.fullname" .) .Release.Namespace (int .Values.server.service.port) }}
+{{- end }}
+
+{{/* Whether the cluster serves the prometheus-operator CRDs. */}}
+{{- define "statuswatch.hasMonitoringCRDs" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
+{{- end }}
+
+{{/* The hardening every container gets, as in docker-compose.yml. */}}
+{{- define "statuswatch.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{/* The pod-level hardening, for a user id: (dict "uid" 65532). */}}
+{{- define "statuswatch.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Tracing environment shared by both programs. */}}
+{{- define "statuswatch.tracingEnv" -}}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+  value: {{ printf "%s/v1/traces" (trimSuffix "/" .) | quote }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,202 @@
+"""Tier 1 of the Helm chart's checks: a real Helm lints and renders the chart
+over the values matrix, its schema refuses bad values, and what it renders
+is what the repository's own files and programs expect."""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from client.config import OPTIONS, parse_config
+from tests.conftest import GoServer
+from tests.helm.chart import (
+    BAD_VALUES,
+    CHART,
+    CI_VALUES,
+    MATRIX,
+    MATRIX_IDS,
+    NAMESPACE,
+    Manifest,
+    container_env,
+    enabled,
+    find,
+    helm,
+    kinds,
+    rejected_word,
+    render,
+    run,
+    template_args,
+)
+from tests.stack import ROOT
+
+
+@pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "no-values")
+def test_lint_strict_passes(values: Path | None) -> None:
+    args = [helm(), "lint", "--strict", str(CHART)]
+    if values is not None:
+        args += ["--values", str(values)]
+    out = run(args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in out.stdout
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES, ids=lambda p: p.stem)
+def test_schema_refuses_bad_values(bad: Path) -> None:
+    word = rejected_word(bad)
+    for args in ([helm(), "lint", "--strict", str(CHART), "--values", str(bad)], template_args(bad)):
+        out = run(args)
+        assert out.returncode != 0, f"{' '.join(args[:2])} accepted {bad.name}"
+        assert "values don't meet the specifications of the schema" in out.stdout + out.stderr
+        assert word in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(("values", "crds"), MATRIX, ids=MATRIX_IDS)
+def test_monitoring_objects_only_with_the_crds(values: Path, crds: bool) -> None:
+    manifest = render(values, crds)
+    assert ("ServiceMonitor" in kinds(manifest)) == (crds and enabled(values, "serviceMonitor"))
+    assert ("PrometheusRule" in kinds(manifest)) == (crds and enabled(values, "prometheusRule"))
+
+
+def test_defaults_render_every_object() -> None:
+    manifest = render(crds=True)
+    rules = len(list((ROOT / "prometheus/rules").glob("*.yml")))
+    dashboards = len(list((ROOT / "grafana/dashboards").glob("*.json")))
+    tenants = len({p.parent for p in (ROOT / "loki/rules").glob("*/*.yml")})
+    assert kinds(manifest) == sorted(
+        ["ServiceAccount", "Service", "Deployment", "Deployment", "ServiceMonitor", "Pod"]
+        + ["PrometheusRule"] * rules
+        + ["ConfigMap"] * (dashboards + tenants)
+    )
+    server = find(manifest, "Deployment", "-server")
+    assert server["spec"]["replicas"] == 1
+    assert server["spec"]["strategy"] == {"type": "Recreate"}
+    monitor = find(manifest, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "server"
+
+
+def test_rules_and_dashboards_are_the_repository_files() -> None:
+    """The chart reads them through symbolic links (files/*): the rendered
+    objects hold the files the compose stack mounts, byte for byte."""
+    manifest = render(crds=True)
+    prometheus = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    assert prometheus["rule_files"] == ["rules/*.yml"], "the chart globs the same files as Prometheus"
+    for path in sorted((ROOT / "prometheus/rules").glob("*.yml")):
+        rule = find(manifest, "PrometheusRule", f"-{path.stem}")
+        assert rule["spec"] == yaml.safe_load(path.read_text()), path
+    for path in sorted((ROOT / "grafana/dashboards").glob("*.json")):
+        configmap = find(manifest, "ConfigMap", f"-dashboard-{path.stem}")
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert configmap["data"] == {path.name: path.read_text().rstrip("\n")}
+    for tenant in sorted({p.parent for p in (ROOT / "loki/rules").glob("*/*.yml")}):
+        configmap = find(manifest, "ConfigMap", f"-loki-rules-{tenant.name}")
+        assert configmap["metadata"]["annotations"] == {"k8s-sidecar-target-directory": tenant.name}
+        assert configmap["data"] == {p.name: p.read_text() for p in sorted(tenant.glob("*.yml"))}
+
+
+def test_links_point_into_the_repository() -> None:
+    for link in (CHART / "files").iterdir():
+        assert link.is_symlink(), f"{link} must be a symbolic link, never a copy"
+        assert link.resolve().is_relative_to(ROOT), link
+
+
+def test_package_holds_the_files_not_links(tmp_path: Path) -> None:
+    """helm package follows the links: the archive holds regular files with
+    the repository's content and renders as the chart directory does."""
+    out = run([helm(), "package", str(CHART), "--destination", str(tmp_path)])
+    assert out.returncode == 0, out.stderr
+    (archive,) = tmp_path.glob("statuswatch-*.tgz")
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        rules = members["statuswatch/files/prometheus-rules/server.yml"]
+        assert rules.isfile()
+        extracted = tar.extractfile(rules)
+        assert extracted is not None
+        assert extracted.read() == (ROOT / "prometheus/rules/server.yml").read_bytes()
+        assert not any(m.issym() for m in members.values())
+        assert not any(name.startswith("statuswatch/ci/") for name in members)
+    assert render(chart=archive, crds=True) == render(crds=True)
+
+
+def _containers(manifest: Manifest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    pods = [d["spec"]["template"]["spec"] for d in manifest if d["kind"] == "Deployment"]
+    pods += [d["spec"] for d in manifest if d["kind"] == "Pod"]
+    return [(pod, c) for pod in pods for c in pod["containers"]]
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_every_container_is_hardened(values: Path) -> None:
+    for pod, container in _containers(render(values)):
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+        assert container["image"].startswith(("statuswatch/", "registry.example.com/"))
+
+
+def test_probes_run_the_programs_own_health_checks() -> None:
+    manifest = render()
+    server = find(manifest, "Deployment", "-server")["spec"]["template"]["spec"]["containers"][0]
+    assert server["livenessProbe"]["exec"]["command"] == ["/server", "-healthcheck"]
+    assert server["readinessProbe"]["exec"]["command"] == ["/server", "-healthcheck"]
+    client = find(manifest, "Deployment", "-client")["spec"]["template"]["spec"]["containers"][0]
+    assert client["livenessProbe"]["exec"]["command"] == ["python", "-m", "client.healthcheck"]
+    test_pod = find(manifest, "Pod", "-test-server")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["spec"]["containers"][0]["args"] == ["-healthcheck"]
+
+
+def _server_env_names() -> set[str]:
+    source = (ROOT / "server/config.go").read_text()
+    block = re.search(r"var envVars = map\[string\]string\{(.*?)\n\}", source, re.DOTALL)
+    assert block, "server/config.go: envVars not found"
+    return set(re.findall(r':\s*"([A-Z_]+)"', block.group(1)))
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_client_accepts_its_rendered_environment(values: Path) -> None:
+    """The chart configures the client by its environment variables: the
+    client's own parser takes what the chart renders."""
+    if not enabled(values, "client"):
+        pytest.skip(f"{values.name} turns the client off")
+    manifest = render(values)
+    env = container_env(manifest, "client")
+    known = {opt.env for opt in OPTIONS}
+    assert {name for name in env if not name.startswith("OTEL_")} <= known
+    config = parse_config([], env)
+    service = find(manifest, "Service", "-server")
+    port = service["spec"]["ports"][0]["port"]
+    assert config.target == f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{port}"
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_server_starts_with_its_rendered_environment(values: Path, go_server: Callable[..., GoServer]) -> None:
+    """The server's own flag parsing takes the environment the chart renders
+    (the listen addresses are the test's; nothing is exported over OTLP)."""
+    env = container_env(render(values), "server")
+    assert {name for name in env if not name.startswith("OTEL_")} <= _server_env_names()
+    env = {k: v for k, v in env.items() if not k.startswith("OTEL_EXPORTER_")}
+    server = go_server(env=env)
+    assert server.proc.poll() is None
+
+
+def test_notes_say_what_was_installed() -> None:
+    out = run([helm(), "install", "sw", str(CHART), "--dry-run", "--namespace", "statuswatch"])
+    assert out.returncode == 0, out.stderr
+    notes = out.stdout.split("NOTES:", 1)[1]
+    assert "NO ServiceMonitor" in notes  # no cluster: no CRDs
+    assert "/d/status-server" in notes
+    assert "helm test sw" in notes
