@@ -3,7 +3,10 @@ rendering it with a real Helm (make test builds one)."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,55 @@ def container_env(manifest: Manifest, component: str) -> dict[str, str]:
     deployment = find(manifest, "Deployment", f"-{component}")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """A rendered object broken on purpose: every validating tier must
+    reject it, with an error that names `word`."""
+
+    name: str
+    kind: str
+    name_suffix: str
+    breaks: Callable[[dict[str, Any]], None]
+    word: str
+
+    def apply(self, manifest: Manifest) -> dict[str, Any]:
+        """A broken copy of the object this breakage is about."""
+        doc = copy.deepcopy(find(manifest, self.kind, self.name_suffix))
+        self.breaks(doc)
+        return doc
+
+
+def _first_container(doc: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = doc["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _misspell_container_port(doc: dict[str, Any]) -> None:
+    port = _first_container(doc)["ports"][0]
+    port["containerport"] = port.pop("containerPort")
+
+
+def _replicas_as_text(doc: dict[str, Any]) -> None:
+    doc["spec"]["replicas"] = "one"
+
+
+def _bad_for_duration(doc: dict[str, Any]) -> None:
+    doc["spec"]["groups"][0]["rules"][0]["for"] = "soon"
+
+
+def _misspell_endpoint_interval(doc: dict[str, Any]) -> None:
+    endpoint = doc["spec"]["endpoints"][0]
+    endpoint["intervall"] = endpoint.pop("interval")
+
+
+BREAKAGES = [
+    Breakage("misspelled-field", "Deployment", "-server", _misspell_container_port, "containerport"),
+    Breakage("wrong-type", "Deployment", "-server", _replicas_as_text, "replicas"),
+    Breakage("crd-pattern", "PrometheusRule", "-server", _bad_for_duration, "soon"),
+    Breakage("crd-unknown-field", "ServiceMonitor", "-server", _misspell_endpoint_interval, "intervall"),
+]
 
 
 def write_manifest(path: Path, manifest: Manifest) -> Path:

@@ -1,18 +1,44 @@
-# The Helm chart's checks (tests/test_helm_*.py, docs/kubernetes.md). Included
-# by the Makefile; the tools are built or installed once into $(TOOLS) and
-# exported to pytest (a test that finds a tool missing fails under make test).
+# The Helm chart's checks (tests/test_helm_*.py, docs/kubernetes.md): a real
+# Helm, and kubeconform with offline schemas. Included by the Makefile; the
+# tools are built or installed once into $(TOOLS) and exported to pytest (a
+# test that finds a tool missing fails under make test).
 HELM_VERSION := 4.3.1
+KUBECONFORM_VERSION := 0.7.0
+# The Kubernetes version of the schemas.
+KUBE_VERSION := 1.37.2
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+# The only version of the module the proxy serves with the example CRDs.
+PROMETHEUS_OPERATOR_MODULE := v0.85.0
 
 export HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+export KUBECONFORM := $(TOOLS)/kubeconform-$(KUBECONFORM_VERSION)/kubeconform
+KUBERNETES_VALIDATE_DIR := $(TOOLS)/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION)
+export KUBERNETES_SCHEMAS := $(KUBERNETES_VALIDATE_DIR)/kubernetes_validate/kubernetes-json-schema/v$(basename $(KUBE_VERSION)).0-local-strict
+export PROMETHEUS_OPERATOR_CRDS := $(TOOLS)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_MODULE)
 
 .PHONY: helm-tools helm-test
 pytest: helm-tools
-helm-tools: $(HELM)
+helm-tools: $(HELM) $(KUBECONFORM) $(KUBERNETES_VALIDATE_DIR)/.installed $(PROMETHEUS_OPERATOR_CRDS)/.installed
 
 # The chart's checks alone.
 helm-test: $(VENV)/.installed helm-tools
-	REQUIRE_STACK_TOOLS=1 $(PY) -m pytest tests/test_helm_chart.py
+	REQUIRE_STACK_TOOLS=1 $(PY) -m pytest tests/test_helm_chart.py tests/test_helm_kubeconform.py
 
 $(HELM):
 	GOBIN=$(dir $@) $(GO) install -ldflags "-X helm.sh/helm/v4/internal/version.version=v$(HELM_VERSION)" \
 	  helm.sh/helm/v4/cmd/helm@v$(HELM_VERSION)
+
+$(KUBECONFORM):
+	GOBIN=$(dir $@) $(GO) install github.com/yannh/kubeconform/cmd/kubeconform@v$(KUBECONFORM_VERSION)
+
+# The schemas only: the package's own validator is not used.
+$(KUBERNETES_VALIDATE_DIR)/.installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps --target $(dir $@) kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+	touch $@
+
+$(PROMETHEUS_OPERATOR_CRDS)/.installed:
+	@mkdir -p $(dir $@)
+	crds=$$($(GO) mod download -json github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_MODULE) \
+	  | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')/example/prometheus-operator-crd \
+	  && install -m 0644 $$crds/monitoring.coreos.com_servicemonitors.yaml $$crds/monitoring.coreos.com_prometheusrules.yaml $(dir $@)
+	touch $@
