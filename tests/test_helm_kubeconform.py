@@ -11,6 +11,7 @@ import pytest
 
 from tests.helm.chart import (
     BREAKAGES,
+    LIMITS_BELOW_REQUESTS,
     MATRIX,
     MATRIX_IDS,
     Breakage,
@@ -72,3 +73,11 @@ def test_broken_object_is_refused(
     assert code != 0
     assert report["summary"] == {"valid": 0, "invalid": 1, "errors": 0, "skipped": 0}, report
     assert breakage.word in json.dumps(report["resources"]), report
+
+
+def test_limits_below_requests_pass_the_schemas(kubeconform: list[str], tmp_path: Path) -> None:
+    """What schemas cannot see: the API server refuses these values
+    (tests/test_helm_apiserver.py), kubeconform takes them."""
+    manifest = render(LIMITS_BELOW_REQUESTS)
+    code, report = validate(kubeconform, write_manifest(tmp_path / "manifest.yaml", manifest))
+    assert code == 0, report

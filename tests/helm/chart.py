@@ -140,6 +140,10 @@ def write_manifest(path: Path, manifest: Manifest) -> Path:
     return path
 
 
+# Values that pass every schema but that only the API server refuses.
+LIMITS_BELOW_REQUESTS = ROOT / "tests/helm/limits-below-requests-values.yaml"
+
+
 def enabled(values: Path, section: str) -> bool:
     """Whether a values file leaves <section>.enabled on (the default)."""
     settings = yaml.safe_load(values.read_text()) or {}

@@ -1,10 +1,11 @@
 # The Helm chart's checks (tests/test_helm_*.py, docs/kubernetes.md): a real
-# Helm, and kubeconform with offline schemas. Included by the Makefile; the
-# tools are built or installed once into $(TOOLS) and exported to pytest (a
-# test that finds a tool missing fails under make test).
+# Helm, kubeconform with offline schemas, and a real API server (kube-apiserver
+# and kubectl built from the Go module proxy, Debian's etcd). Included by the
+# Makefile; the tools are built or installed once into $(TOOLS) and exported
+# to pytest (a test that finds a tool missing fails under make test).
 HELM_VERSION := 4.3.1
 KUBECONFORM_VERSION := 0.7.0
-# The Kubernetes version of the schemas.
+# The Kubernetes version of the API server and of the schemas.
 KUBE_VERSION := 1.37.2
 KUBERNETES_VALIDATE_VERSION := 1.37.0
 # The only version of the module the proxy serves with the example CRDs.
@@ -12,17 +13,22 @@ PROMETHEUS_OPERATOR_MODULE := v0.85.0
 
 export HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 export KUBECONFORM := $(TOOLS)/kubeconform-$(KUBECONFORM_VERSION)/kubeconform
+export KUBE_APISERVER := $(TOOLS)/kube-$(KUBE_VERSION)/kube-apiserver
+export KUBECTL := $(TOOLS)/kube-$(KUBE_VERSION)/kubectl
+export ETCD := /usr/bin/etcd
 KUBERNETES_VALIDATE_DIR := $(TOOLS)/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION)
 export KUBERNETES_SCHEMAS := $(KUBERNETES_VALIDATE_DIR)/kubernetes_validate/kubernetes-json-schema/v$(basename $(KUBE_VERSION)).0-local-strict
 export PROMETHEUS_OPERATOR_CRDS := $(TOOLS)/prometheus-operator-crds-$(PROMETHEUS_OPERATOR_MODULE)
 
 .PHONY: helm-tools helm-test
 pytest: helm-tools
-helm-tools: $(HELM) $(KUBECONFORM) $(KUBERNETES_VALIDATE_DIR)/.installed $(PROMETHEUS_OPERATOR_CRDS)/.installed
+helm-tools: $(HELM) $(KUBECONFORM) $(KUBERNETES_VALIDATE_DIR)/.installed $(PROMETHEUS_OPERATOR_CRDS)/.installed \
+  $(KUBE_APISERVER) $(ETCD)
 
 # The chart's checks alone.
 helm-test: $(VENV)/.installed helm-tools
-	REQUIRE_STACK_TOOLS=1 $(PY) -m pytest tests/test_helm_chart.py tests/test_helm_kubeconform.py
+	REQUIRE_STACK_TOOLS=1 $(PY) -m pytest tests/test_helm_chart.py tests/test_helm_kubeconform.py \
+	  tests/test_helm_apiserver.py
 
 $(HELM):
 	GOBIN=$(dir $@) $(GO) install -ldflags "-X helm.sh/helm/v4/internal/version.version=v$(HELM_VERSION)" \
@@ -42,3 +48,12 @@ $(PROMETHEUS_OPERATOR_CRDS)/.installed:
 	  | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')/example/prometheus-operator-crd \
 	  && install -m 0644 $$crds/monitoring.coreos.com_servicemonitors.yaml $$crds/monitoring.coreos.com_prometheusrules.yaml $(dir $@)
 	touch $@
+
+# About 8 minutes on two idle cores (far more on a busy machine); kubectl
+# comes with it.
+$(KUBE_APISERVER):
+	tests/helm/build-kube.sh $(KUBE_VERSION) $(dir $@)
+
+$(ETCD):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  etcd-server >/dev/null
