@@ -5,6 +5,7 @@ is what the repository's own files and programs expect."""
 from __future__ import annotations
 
 import re
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -156,7 +157,23 @@ def test_probes_run_the_programs_own_health_checks() -> None:
     assert client["livenessProbe"]["exec"]["command"] == ["python", "-m", "client.healthcheck"]
     test_pod = find(manifest, "Pod", "-test-server")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert test_pod["spec"]["containers"][0]["args"] == ["-healthcheck"]
+
+
+def test_test_pod_probes_the_server_by_its_service_name(
+    server_binary: Path, go_server: Callable[..., GoServer]
+) -> None:
+    """The helm test pod runs the server binary with the rendered arguments
+    and SERVER_ADDR naming the Service; here the name is localhost and the
+    port the running server's: exit 0, and 1 once the server is gone."""
+    (container,) = find(render(), "Pod", "-test-server")["spec"]["containers"]
+    (addr,) = [e["value"] for e in container["env"] if e["name"] == "SERVER_ADDR"]
+    assert addr == f"sw-statuswatch-server.{NAMESPACE}.svc:8080"
+    server = go_server()
+    env = {"SERVER_ADDR": "localhost:" + server.url.rsplit(":", 1)[1], "PATH": "/usr/bin:/bin"}
+    probe = [str(server_binary), *container["args"]]
+    assert subprocess.run(probe, env=env, timeout=30, check=False).returncode == 0
+    server.stop()
+    assert subprocess.run(probe, env=env, timeout=30, check=False, capture_output=True).returncode == 1
 
 
 def _server_env_names() -> set[str]:
