@@ -118,11 +118,12 @@ def live(tmp_path_factory: pytest.TempPathFactory, server_binary: Path) -> Itera
 
     try:
         deadline = time.monotonic() + 60
-        while True:  # three scrapes of the server: enough for rate() over [1m]
+        while True:  # ready (the API answers 503 before), then three scrapes: enough for rate() over [1m]
             try:
-                samples = query('count_over_time(up{job="server"}[1m])')
-                if samples and float(samples[0]["value"][1]) >= 3:
-                    break
+                if requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code == 200:
+                    samples = query('count_over_time(up{job="server"}[1m])')
+                    if samples and float(samples[0]["value"][1]) >= 3:
+                        break
             except requests.ConnectionError:
                 pass
             assert time.monotonic() < deadline, (tmp / "prometheus.log").read_text()[-3000:]
