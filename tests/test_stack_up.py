@@ -36,6 +36,9 @@ def repo(tmp_path: Path) -> Path:
     copy = tmp_path / "repo"
     copy.mkdir()
     shutil.copy(ROOT / "Makefile", copy)
+    for included in re.findall(r"^-?include (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE):
+        (copy / included).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / included, copy / included)
     for folder in ("prometheus", "loki", "grafana"):
         shutil.copytree(ROOT / folder, copy / folder)
     return copy
