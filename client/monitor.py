@@ -13,9 +13,10 @@ from pathlib import Path
 import schedule
 
 from client.config import Config
-from client.probe import Clock, ProbeResult, ToggleResult, probe, toggle_flaky
+from client.probe import ProbeResult, ToggleResult, probe, toggle_flaky
 from client.records import Events
 from client.summary import Window
+from client.transport import Clock
 
 
 class Monitor:

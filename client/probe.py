@@ -3,42 +3,39 @@
 Every exchange uses a fresh connection that is closed afterwards, as
 blackbox_exporter does: a stray 1xx, a 101 with bytes after it, a truncated
 body or a server-side close can then never make a later probe read an
-earlier answer. The timeout is a budget for the whole exchange (connecting,
-headers and body): a watchdog shuts the socket down when it runs out, so a
-server that trickles bytes cannot hold a probe longer.
+earlier answer. The timeout is one budget for the whole exchange: resolving
+the name, connecting, TLS, sending, waiting for the answer and reading its
+body (client/transport.py enforces it and times each phase).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import http.client
 import json
 import secrets
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from client import __version__
+from client.transport import PHASES, TIMEOUT_OF_PHASE, Attempt, Clock, DNSTimeoutError, Phase, session
 
 #: Bodies beyond this many bytes are not read: a status answer is a line.
 MAX_BODY_BYTES = 64 * 1024
 
 #: The closed vocabulary of error_type, with what each means.
 ERROR_TYPES = {
-    "dns": "the host name did not resolve",
+    "dns": "the host name did not resolve, or cannot be encoded",
+    "dns_timeout": "the host name did not resolve within the budget",
     "connect_refused": "nothing listens on the port",
-    "connect_timeout": "no connection within the budget",
+    "connect_timeout": "no connection (or TLS handshake) within the budget",
     "connect_error": "the connection failed otherwise (no route, unreachable)",
     "tls": "the TLS handshake or certificate failed",
     "read_timeout": "no complete answer within the budget",
@@ -46,17 +43,16 @@ ERROR_TYPES = {
     "connection_closed": "the server closed the connection without answering",
     "protocol": "the answer was not valid HTTP",
     "body": "the body was cut short, malformed or over 64 KiB",
-    "informational": "the answer was a 1xx: the final answer was never seen",
+    "informational": "no final answer: the connection closed after an interim 1xx, or a 101 switched protocols",
     "http_status": "a final answer whose status code is not a success",
+    "skipped": "a flaky toggle not sent: no room for it before the next probe (toggles only)",
     "unknown": "anything else (a bug in the client: please report it)",
 }
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
 class Exchange:
-    """What one request got. status_code is None when no answer came."""
+    """What one request got. status_code is None when no final answer came."""
 
     method: str
     endpoint: str
@@ -67,11 +63,15 @@ class Exchange:
     trace_id: str
     headers: dict[str, str]
     body: bytes
+    interim_codes: tuple[int, ...]
+    started_at: float
+    phases: tuple[Phase, ...]
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """One request's outcome, as its record reports it."""
+    """One request's outcome, as its record reports it. started_at is the
+    wall-clock start (Unix seconds); each phase's start and end count from it."""
 
     method: str
     endpoint: str
@@ -81,6 +81,15 @@ class ProbeResult:
     error_type: str | None
     error: str | None
     trace_id: str
+    interim_codes: tuple[int, ...] = field(default=(), kw_only=True)
+    started_at: float = field(default=0.0, kw_only=True)
+    phases: tuple[Phase, ...] = field(default=(), kw_only=True)
+
+    @property
+    def phases_ms(self) -> dict[str, float | None]:
+        """Milliseconds spent in each phase; None for a phase not reached."""
+        spent = {p.name: p.ms for p in self.phases}
+        return {name: spent.get(name) for name in PHASES}
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,13 @@ def toggle_flaky(url: str, budget: float, clock: Clock = time.perf_counter) -> T
     """POST url once (never retried) and read the new flaky state if told."""
     ex = exchange("POST", url, budget, clock)
     result = _judge(ex, TWO_XX)
-    return ToggleResult(**asdict(result), flaky=_flaky_state(ex) if result.success else None)
+    fields = {f: getattr(result, f) for f in result.__dataclass_fields__}
+    return ToggleResult(**fields, flaky=_flaky_state(ex) if result.success else None)
+
+
+def skipped_toggle(url: str, why: str) -> ToggleResult:
+    """The record of a toggle that was not sent."""
+    return ToggleResult("POST", redact(url), None, 0.0, False, "skipped", why, "", started_at=time.time(), flaky=None)
 
 
 def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
@@ -111,7 +126,10 @@ def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
     if error_type is None and not success and ex.status_code is not None:
         error_type = "informational" if ex.status_code < 200 else "http_status"
         error = f"{ex.status_code} {_reason(ex.status_code)}"
-    return ProbeResult(ex.method, ex.endpoint, ex.status_code, ex.duration_ms, success, error_type, error, ex.trace_id)
+    return ProbeResult(
+        ex.method, ex.endpoint, ex.status_code, ex.duration_ms, success, error_type, error, ex.trace_id,
+        interim_codes=ex.interim_codes, started_at=ex.started_at, phases=ex.phases,
+    )  # fmt: skip
 
 
 def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_counter) -> Exchange:
@@ -128,37 +146,61 @@ def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_coun
     body = b""
     error_type: str | None = None
     error: str | None = None
+    attempt = Attempt(budget, clock)
+    started_at = time.time()
 
-    with _session() as session:
-        # Building the request is the client's business, not the server's:
-        # it is done before the clock starts.
-        prepared = session.prepare_request(requests.Request(method, url, headers=headers))
-        settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
-        with _Watchdog(budget) as watchdog:
-            start = end = clock()
-            try:
-                # The connect timeout bounds connecting, the watchdog
-                # everything after; the read timeout only matters if the
-                # watchdog is late.
-                with session.send(prepared, timeout=(budget, budget), allow_redirects=False, **settings) as resp:
-                    status_code = resp.status_code
-                    body = _read_body(resp)
-                    end = clock()  # the answer is in: closing is the client's business
-                    resp_headers = dict(resp.headers)
-            except _BodyTooLargeError:
-                end = clock()
-                error_type, error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"
-            except Exception as exc:  # noqa: BLE001 - every failure is a result
-                end = clock()
-                error_type, error = classify(exc)
-            duration = end - start
-    if watchdog.expired:
-        # Whatever the interrupted read raised, the cause is the budget.
-        error_type, error = "read_timeout", f"no complete answer within {budget:g} s"
+    with session() as s:
+        try:
+            # Building the request is the client's business, not the
+            # server's: it is done before the clock starts.
+            prepared = s.prepare_request(requests.Request(method, url, headers=headers))
+        except (requests.RequestException, ValueError) as exc:  # e.g. a host name IDNA cannot encode
+            error_type, error = "dns", _short(f"cannot encode the host name: {exc}")
+        else:
+            with attempt:
+                try:
+                    with s.send(prepared, timeout=(budget, budget), allow_redirects=False, stream=True) as resp:
+                        status_code = resp.status_code
+                        body = _read_body(resp)
+                        attempt.finish()  # the answer is in: closing is the client's business
+                        resp_headers = dict(resp.headers)
+                except _BodyTooLargeError:
+                    attempt.finish()
+                    error_type, error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"
+                except Exception as exc:  # noqa: BLE001 - every failure is a result
+                    attempt.finish()
+                    error_type, error = classify(exc)
+    if attempt.expired:
+        # Whatever the interrupted call raised, the cause is the budget,
+        # and the phase it ran out in says where it went.
+        error_type = TIMEOUT_OF_PHASE[attempt.phase]
+        status_code = status_code if attempt.phase == "transfer" else None
+    if error_type in _TIMEOUT_MESSAGES:
+        error = _TIMEOUT_MESSAGES[error_type].format(budget)
+    elif error_type == "connection_closed" and attempt.interim_codes:
+        error_type, error = "informational", f"closed after {attempt.interim_codes[-1]} without a final answer"
     # status_code stays as sent when the headers came and the body failed.
     return Exchange(
-        method, url, status_code, round(duration * 1000, 3), error_type, error, trace_id, resp_headers, body
-    )
+        method, redact(url), status_code, round((attempt.end - attempt.start) * 1000, 3), error_type, error,
+        trace_id, resp_headers, body, tuple(attempt.interim_codes), started_at, attempt.phases(),
+    )  # fmt: skip
+
+
+_TIMEOUT_MESSAGES = {
+    "dns_timeout": "no address for the host within {:g} s",
+    "connect_timeout": "no connection within {:g} s",
+    "read_timeout": "no complete answer within {:g} s",
+}
+
+
+def redact(url: str) -> str:
+    """url with the password, if any, replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 class _BodyTooLargeError(Exception):
@@ -184,6 +226,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
     root = chain[-1]
     detail = _short(str(root) or type(root).__name__)
+    if has(DNSTimeoutError):
+        return "dns_timeout", detail
     if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
         return "dns", detail
     if has(ConnectionRefusedError):
@@ -251,89 +295,3 @@ def _flaky_state(ex: Exchange) -> bool | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, bool) else None
-
-
-# The watchdog: the connection classes below hand their socket to the
-# watchdog of the exchange running in this thread, which shuts it down when
-# the budget runs out. That wakes any blocked read, whatever phase it is in.
-
-_current: contextvars.ContextVar[_Watchdog | None] = contextvars.ContextVar("watchdog", default=None)
-
-
-class _Watchdog:
-    def __init__(self, budget: float) -> None:
-        self.expired = False
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(budget, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        self._token = _current.set(self)
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _current.reset(self._token)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            expired = self.expired
-        if expired:
-            _shutdown(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            socks = list(self._sockets)
-        for sock in socks:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        if (watchdog := _current.get()) is not None and self.sock is not None:
-            watchdog.watch(self.sock)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        if (watchdog := _current.get()) is not None and self.sock is not None:
-            watchdog.watch(self.sock)
-
-
-class _WatchedPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """requests' adapter with the watched connections; max_retries stays 0,
-    so nothing, the POST least of all, is ever retried."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    # No proxies or .netrc from the environment: the monitor measures the
-    # server, not a proxy in front of it (and skips scanning both per request).
-    session.trust_env = False
-    adapter = _WatchedAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session

@@ -17,11 +17,11 @@ COMMON_FIELDS = ("timestamp", "level", "event", "message")
 #: The keys of each event beyond COMMON_FIELDS.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "probe": (
-        "seq", "method", "endpoint", "status_code", "duration_ms",
+        "seq", "method", "endpoint", "status_code", "interim_codes", "duration_ms", "phases_ms",
         "success", "error_type", "error", "trace_id",
     ),
     "flaky_toggle": (
-        "seq", "method", "endpoint", "status_code", "duration_ms",
+        "seq", "method", "endpoint", "status_code", "interim_codes", "duration_ms", "phases_ms",
         "success", "error_type", "error", "trace_id", "flaky",
     ),
     "summary": (
@@ -61,8 +61,8 @@ class Events:
         self.emit(
             level, "probe", message,
             seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
-            duration_ms=r.duration_ms, success=r.success, error_type=r.error_type,
-            error=r.error, trace_id=r.trace_id,
+            interim_codes=list(r.interim_codes), duration_ms=r.duration_ms, phases_ms=r.phases_ms,
+            success=r.success, error_type=r.error_type, error=r.error, trace_id=r.trace_id,
         )  # fmt: skip
 
     def flaky_toggle(self, seq: int, r: ToggleResult) -> None:
@@ -76,8 +76,8 @@ class Events:
         self.emit(
             level, "flaky_toggle", message,
             seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
-            duration_ms=r.duration_ms, success=r.success, error_type=r.error_type,
-            error=r.error, trace_id=r.trace_id, flaky=r.flaky,
+            interim_codes=list(r.interim_codes), duration_ms=r.duration_ms, phases_ms=r.phases_ms,
+            success=r.success, error_type=r.error_type, error=r.error, trace_id=r.trace_id, flaky=r.flaky,
         )  # fmt: skip
 
     def summary(self, s: Summary) -> None:

@@ -16,6 +16,7 @@ import urllib3
 from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
 
 from client.probe import ERROR_TYPES, TWO_XX, classify, probe, toggle_flaky
+from client.transport import Attempt, DNSTimeoutError
 
 URL = "http://status.test/status"
 
@@ -72,6 +73,7 @@ def conn_error(*inner: Any) -> requests.exceptions.ConnectionError:
         ),
         ({"exc": requests.exceptions.ConnectionError(ReadTimeoutError(None, URL, "read timed out"))},
          None, False, "read_timeout"),
+        ({"exc": DNSTimeoutError("status.test did not resolve")}, None, False, "dns_timeout"),
         ({"exc": ValueError("a bug")}, None, False, "unknown"),
     ],
 )  # fmt: skip
@@ -134,3 +136,44 @@ def test_classify_keeps_messages_short() -> None:
     error_type, message = classify(ValueError("x" * 1000))
     assert error_type == "unknown"
     assert len(message) <= 200
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_answer_complete_before_the_deadline_is_never_relabelled() -> None:
+    """The timer firing after finish() changes nothing: the end time and
+    the verdict are taken under one lock."""
+    clock = FakeClock()
+    with Attempt(1.0, clock) as attempt:
+        attempt.enter("connect")
+        clock.now += 0.2
+        attempt.enter("wait")
+        clock.now += 0.7
+        attempt.finish()
+        attempt._expire()  # the timer, late
+    assert not attempt.expired
+    assert [(p.name, round(p.start, 3), round(p.end, 3)) for p in attempt.phases()] == [
+        ("dns", 0, 0), ("connect", 0, 0.2), ("wait", 0.2, 0.9),
+    ]  # fmt: skip
+
+
+def test_a_deadline_before_the_answer_ends_the_attempt_in_its_phase() -> None:
+    clock = FakeClock()
+    with Attempt(1.0, clock) as attempt:
+        attempt.enter("connect")
+        clock.now += 0.3
+        attempt.enter("wait")
+        attempt._expire()  # the timer
+        clock.now += 5
+        attempt.enter("transfer")  # too late: ignored
+        attempt.finish()
+    assert attempt.expired
+    assert attempt.phase == "wait"
+    assert attempt.end - attempt.start == 1.0
+    assert [p.name for p in attempt.phases()] == ["dns", "connect", "wait"]

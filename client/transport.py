@@ -1,0 +1,284 @@
+"""requests' transport for one probe: one deadline over every phase, the
+phases timed, and the final answer read past any interim 1xx.
+
+An exchange runs inside an Attempt. The connection classes below find the
+attempt of their thread and report to it: when resolving ends, when the
+connection is up, when the TLS handshake is done, when the final headers
+are in. The attempt's timer shuts the socket down when the budget runs out,
+which wakes any blocked read, whatever phase it is in; name resolution,
+which cannot be interrupted, runs in a worker thread that is abandoned at
+the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import http.client
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+Clock = Callable[[], float]
+
+#: The phases of an exchange, in order, as blackbox_exporter names them
+#: resolve, connect, tls, processing and transfer. "wait" runs from the
+#: connection being ready to the final answer's headers (sending included),
+#: "transfer" from there to the end of the body.
+PHASES = ("dns", "connect", "tls", "wait", "transfer")
+
+#: The timeout each phase's interruption is reported as.
+TIMEOUT_OF_PHASE = {
+    "dns": "dns_timeout",
+    "connect": "connect_timeout",
+    "tls": "connect_timeout",
+    "wait": "read_timeout",
+    "transfer": "read_timeout",
+}
+
+#: How long an abandoned lookup may outlive its probe (getaddrinfo has its
+#: own retries); only so many are allowed at once, so a stalled resolver
+#: costs threads, not memory without end.
+MAX_PENDING_LOOKUPS = 8
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A phase reached: its start and end in seconds since the exchange began."""
+
+    name: str
+    start: float
+    end: float
+
+    @property
+    def ms(self) -> float:
+        return round((self.end - self.start) * 1000, 3)
+
+
+class DNSTimeoutError(Exception):
+    """Resolving the host took the whole budget."""
+
+
+class Attempt:
+    """One exchange in progress: its deadline, its phases, its interim
+    answers. finish() and the timer decide under one lock which came first,
+    so an answer that completed in time is never relabelled a timeout."""
+
+    def __init__(self, budget: float, clock: Clock) -> None:
+        self.budget = budget
+        self.clock = clock
+        self.interim_codes: list[int] = []
+        self.expired = False
+        self.start = self.end = 0.0
+        self._marks: list[tuple[str, float]] = []
+        self._done = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(budget, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Attempt:
+        self._token = _current.set(self)
+        self.start = self.clock()
+        self._marks.append(("dns", self.start))
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+        self._timer.cancel()
+        _current.reset(self._token)
+
+    @property
+    def phase(self) -> str:
+        """The phase in progress (or the last one reached)."""
+        return self._marks[-1][0] if self._marks else PHASES[0]
+
+    def enter(self, phase: str) -> None:
+        with self._lock:
+            if not self._done and phase != self.phase:
+                self._marks.append((phase, self.clock()))
+
+    def remaining(self) -> float:
+        return self.start + self.budget - self.clock()
+
+    def finish(self) -> None:
+        """The exchange is over: take the end time, unless the deadline came first."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            self.end = self.clock()
+        self._timer.cancel()
+
+    def phases(self) -> tuple[Phase, ...]:
+        ends = [t for _, t in self._marks[1:]] + [self.end]
+        marks = zip(self._marks, ends[: len(self._marks)], strict=True)
+        return tuple(Phase(name, t - self.start, end - self.start) for (name, t), end in marks)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = self.expired = True
+            self.end = self.start + self.budget
+            socks = list(self._sockets)
+        for sock in socks:
+            _shutdown(sock)
+
+    def resolve(self, host: str, port: int) -> list[Any]:
+        """getaddrinfo in a worker thread, waited for until the deadline."""
+        lookup = _Lookup(host, port)
+        if not lookup.start():
+            raise DNSTimeoutError(f"{MAX_PENDING_LOOKUPS} lookups are still pending: the resolver is stalled")
+        if not lookup.done.wait(max(self.remaining(), 0)):
+            raise DNSTimeoutError(f"{host} did not resolve within {self.budget:g} s")
+        if lookup.error is not None:
+            raise lookup.error
+        return lookup.addresses
+
+    def connect(self, host: str, port: int, options: Any) -> socket.socket:
+        """Resolve, then try each address with what is left of the budget."""
+        addresses = self.resolve(host, port)
+        self.enter("connect")
+        error: OSError = OSError(f"{host} resolved to no address")
+        for family, kind, proto, _, address in addresses:
+            sock = socket.socket(family, kind, proto)
+            try:
+                for level, name, value in options or ():
+                    sock.setsockopt(level, name, value)
+                sock.settimeout(max(self.remaining(), 0.001))
+                sock.connect(address)
+                self.watch(sock)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+                if self.remaining() <= 0:
+                    break
+        raise error
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_current: contextvars.ContextVar[Attempt] = contextvars.ContextVar("attempt")
+
+#: The resolver; tests replace it to stall resolution.
+getaddrinfo = socket.getaddrinfo
+
+_pending = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+
+
+class _Lookup:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.done = threading.Event()
+        self.addresses: list[Any] = []
+        self.error: OSError | None = None
+
+    def start(self) -> bool:
+        if not _pending.acquire(blocking=False):
+            return False
+        threading.Thread(target=self._run, name=f"resolve {self.host}", daemon=True).start()
+        return True
+
+    def _run(self) -> None:
+        try:
+            self.addresses = getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
+        except OSError as exc:
+            self.error = exc
+        except UnicodeError as exc:  # an empty label, or one IDNA cannot encode
+            self.error = socket.gaierror(socket.EAI_NONAME, f"cannot encode the host name {self.host!r}: {exc}")
+        finally:
+            _pending.release()
+            self.done.set()
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client's response, reading past every interim 1xx (but 101, which
+    is final) as Go's net/http and curl do; http.client skips only 100."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers
+            _current.get().interim_codes.append(status)
+
+    def begin(self) -> None:
+        super().begin()
+        _current.get().enter("transfer")
+
+
+class _ProbeConnection(HTTPConnection):
+    response_class = _FinalResponse
+
+    def _new_conn(self) -> socket.socket:
+        attempt = _current.get()
+        try:
+            sock = attempt.connect(self._dns_host, self.port, self.socket_options)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"connection to {self.host} timed out") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        if isinstance(self, HTTPSConnection):
+            attempt.enter("tls")
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        _current.get().enter("wait")
+
+
+class _ProbeHTTPSConnection(_ProbeConnection, HTTPSConnection):
+    pass
+
+
+class _ProbePool(HTTPConnectionPool):
+    ConnectionCls = _ProbeConnection
+
+
+class _ProbeHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _ProbeHTTPSConnection
+
+
+class _ProbeAdapter(HTTPAdapter):
+    """requests' adapter with the probe's connections; max_retries stays 0,
+    so nothing, the POST least of all, is ever retried."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _ProbePool, "https": _ProbeHTTPSPool}
+
+
+def session() -> requests.Session:
+    """A session for one exchange, to be run inside an Attempt."""
+    s = requests.Session()
+    # No proxies or .netrc from the environment: the monitor measures the
+    # server, not a proxy in front of it (and skips scanning both per request).
+    s.trust_env = False
+    adapter = _ProbeAdapter()
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    return s
