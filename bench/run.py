@@ -248,8 +248,8 @@ def rhythm(binary: Path, sizes: Sizes) -> list[list[str]]:
     """Gaps between probe starts with the server flaky, and with Loki
     black-holed too."""
     rows = []
-    timeout = 2.0
     interval = sizes.rhythm_interval
+    timeout = min(2.0, 0.75 * interval)  # the client refuses a timeout as long as the interval
     with server(binary, "-flaky", "-max-delay", "500ms", logs=False) as s, black_hole() as loki:
         for name, extra in (("flaky server", []), ("flaky server, Loki black-holed", ["--loki-url", loki])):
             with client_process(
@@ -303,8 +303,9 @@ def cost(binary: Path, sizes: Sizes, tmp: Path) -> list[list[str]]:
             ("default (every 3 s)", 3.0, sizes.cost_default_probes),
             ("20 probes/s", 0.05, sizes.cost_fast_probes),
         ):
-            with client_process("--target", s.url, "--interval", str(interval), "--flaky-interval", "0",
-                                "--summary-interval", "60") as proc:  # fmt: skip
+            timeout = min(2.0, 0.8 * interval)  # the client refuses a timeout as long as the interval
+            with client_process("--target", s.url, "--interval", str(interval), "--timeout", str(timeout),
+                                "--flaky-interval", "0", "--summary-interval", "60") as proc:  # fmt: skip
                 records(proc, "probe", 1)
                 client_start = usage(proc.pid)
                 box_pid = blackbox_pid(probe_url)

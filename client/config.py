@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import idna
 
 LOG_FORMATS = ("json", "text")
 
@@ -45,7 +49,31 @@ def _url(value: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"{value!r} has a bad port: {exc}") from None
+    _host(parts.hostname)
     return value
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}", re.ASCII)
+
+
+def _host(host: str) -> None:
+    """Refuse a host name no resolver could be asked for: an empty label,
+    whitespace, or characters IDNA cannot encode (as requests encodes them)."""
+    with_brackets_stripped = host.strip("[]")
+    try:
+        ipaddress.ip_address(with_brackets_stripped)
+        return
+    except ValueError:
+        pass
+    if host.isascii():
+        bad = [label for label in host.removesuffix(".").split(".") if not _LABEL.fullmatch(label)]
+        if bad:
+            raise ValueError(f"host {host!r} has a bad label {bad[0]!r}")
+        return
+    try:
+        idna.encode(host, uts46=True)
+    except idna.IDNAError as exc:
+        raise ValueError(f"host {host!r} cannot be encoded: {exc}") from None
 
 
 def _target(value: str) -> str:
@@ -56,15 +84,17 @@ def _target(value: str) -> str:
     return value.rstrip("/")
 
 
+_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)", re.ASCII)
+
+
 def _seconds(minimum: float, allow_zero: bool = False) -> Callable[[str], float]:
     def parse(value: str) -> float:
-        try:
-            seconds = float(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number of seconds") from None
+        if not _NUMBER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a number of seconds such as 2 or 0.5")
+        seconds = float(value)
         if allow_zero and seconds == 0:
             return 0.0
-        if not seconds >= minimum:  # also rejects NaN
+        if seconds < minimum:
             zero = "0 or " if allow_zero else ""
             raise ValueError(f"{value!r} must be {zero}at least {minimum:g} seconds")
         if seconds > 86400:
@@ -86,19 +116,41 @@ def _log_format(value: str) -> str:
     return value
 
 
+_CODES = re.compile(r"(\d{3})(?:-(\d{3}))?", re.ASCII)
+
+
 def parse_codes(value: str) -> frozenset[int]:
     """Parse a list of status codes and ranges such as "200-299,304"."""
     codes: set[int] = set()
     for part in value.split(","):
-        first, _, last = part.strip().partition("-")
-        try:
-            low, high = int(first), int(last or first)
-        except ValueError:
-            raise ValueError(f"{part.strip()!r} is not a status code or a range such as 200-299") from None
+        match = _CODES.fullmatch(part)
+        if not match:
+            raise ValueError(f"{part!r} is not a status code or a range such as 200-299")
+        low, high = int(match[1]), int(match[2] or match[1])
         if not 100 <= low <= high <= 599:
-            raise ValueError(f"{part.strip()!r} is not within 100-599")
+            raise ValueError(f"{part!r} is not within 100-599")
         codes.update(range(low, high + 1))
     return frozenset(codes)
+
+
+def format_codes(codes: frozenset[int]) -> str:
+    """The shortest list of codes and ranges parse_codes reads back as codes."""
+    parts: list[str] = []
+    run: list[int] = []
+    for code in [*sorted(codes), None]:
+        if run and code != run[-1] + 1:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        if code is not None:
+            run.append(code)
+    return ",".join(parts)
+
+
+def _plain(value: str) -> str:
+    """Refuse a value whose surrounding whitespace a reader would not see."""
+    if value != value.strip():
+        raise ValueError(f"{value!r} has whitespace around it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -117,7 +169,7 @@ OPTIONS = (
     _Option(
         "--timeout",
         "PROBE_TIMEOUT",
-        _seconds(0.05),
+        _seconds(0.01),
         "2",
         "seconds one request may take in all: connecting, headers and body",
     ),
@@ -168,6 +220,7 @@ OPTIONS = (
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m client",
+        allow_abbrev=False,
         description=(
             "Probe the status server on a schedule, log one JSON record per request to stdout "
             "(and Loki), toggle its flaky mode, and say whether it is healthy."
@@ -200,10 +253,15 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         if raw is None:
             raw, source = opt.default, f"the default of {opt.flag}"
         try:
-            values[name] = None if raw is None else opt.parse(raw)
+            values[name] = None if raw is None else opt.parse(_plain(raw))
         except ValueError as exc:
             raise ConfigError(f"invalid {source}: {exc}") from None
     config = Config(**values)
+    if config.timeout >= config.interval:
+        raise ConfigError(
+            f"--timeout ({config.timeout:g} s) is not shorter than --interval ({config.interval:g} s): "
+            "a probe could still run when the next one is due"
+        )
     if config.summary_interval < config.interval:
         raise ConfigError(
             f"--summary-interval ({config.summary_interval:g} s) is shorter than --interval "

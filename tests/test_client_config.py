@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.config import Config, ConfigError, parse_codes, parse_config
+from client.config import Config, ConfigError, format_codes, parse_codes, parse_config
 from client.probe import TWO_XX
 
 
@@ -50,7 +50,12 @@ def test_environment_and_flags() -> None:
     [
         (["--interval", "0"], {}, "invalid --interval: '0' must be at least 0.05 seconds"),
         (["--interval", "soon"], {}, "invalid --interval: 'soon' is not a number of seconds"),
-        (["--interval", "nan"], {}, "invalid --interval: 'nan' must be at least"),
+        (["--interval", "nan"], {}, "invalid --interval: 'nan' is not a number of seconds"),
+        (["--interval", "1e3"], {}, "invalid --interval: '1e3' is not a number of seconds"),
+        (["--interval", "\N{FULLWIDTH DIGIT THREE}"], {}, "is not a number of seconds"),
+        (["--interval", "\N{ARABIC-INDIC DIGIT THREE}"], {}, "is not a number of seconds"),
+        (["--interval", " 3"], {}, "invalid --interval: ' 3' has whitespace around it"),
+        ([], {"PROBE_INTERVAL": "3\n"}, "invalid PROBE_INTERVAL: '3\\n' has whitespace around it"),
         ([], {"PROBE_INTERVAL": "-1"}, "invalid PROBE_INTERVAL: '-1' must be at least"),
         ([], {"PROBE_TIMEOUT": "x"}, "invalid PROBE_TIMEOUT: 'x' is not a number of seconds"),
         (["--timeout", "100000"], {}, "invalid --timeout: '100000' is more than a day"),
@@ -63,6 +68,16 @@ def test_environment_and_flags() -> None:
         ([], {"LOG_FORMAT": "xml"}, "invalid LOG_FORMAT: 'xml' is not one of json, text"),
         (["--success-codes", "2xx"], {}, "invalid --success-codes: '2xx' is not a status code or a range"),
         (["--success-codes", "200-700"], {}, "invalid --success-codes: '200-700' is not within 100-599"),
+        (["--success-codes", "200-"], {}, "invalid --success-codes: '200-' is not a status code or a range"),
+        (["--success-codes", "200, 204"], {}, "invalid --success-codes: ' 204' is not a status code"),
+        (["--success-codes", "\N{FULLWIDTH DIGIT TWO}00"], {}, "is not a status code or a range"),
+        (["--target", "http://.invalid"], {}, "invalid --target: host '.invalid' has a bad label ''"),
+        (["--target", "http://a..b"], {}, "has a bad label ''"),
+        (["--target", "http://exa mple.invalid"], {}, "has a bad label 'exa mple'"),
+        (["--target", "http://\N{SNOWMAN}.invalid"], {}, "cannot be encoded"),
+        (["--target", " http://x"], {}, "invalid --target: ' http://x' has whitespace around it"),
+        (["--timeout", "3"], {}, "--timeout (3 s) is not shorter than --interval (3 s)"),
+        ([], {"PROBE_TIMEOUT": "5", "PROBE_INTERVAL": "4"}, "--timeout (5 s) is not shorter than --interval (4 s)"),
         (["--summary-interval", "1"], {}, "--summary-interval (1 s) is shorter than --interval (3 s)"),
     ],
 )
@@ -72,11 +87,26 @@ def test_errors_name_the_option(argv: list[str], env: dict[str, str], message: s
     assert message in str(info.value)
 
 
-def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag", ["--intervall", "--int", "--time", "--loki"])
+def test_unknown_or_abbreviated_flag_exits_2(capsys: pytest.CaptureFixture[str], flag: str) -> None:
     with pytest.raises(SystemExit) as info:
-        parse_config(["--intervall", "3"], {})
+        parse_config([flag, "3"], {})
     assert info.value.code == 2
-    assert "--intervall" in capsys.readouterr().err
+    assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://server:8080",
+        "http://status_server",
+        "http://[::1]:8080",
+        "http://b\N{LATIN SMALL LETTER U WITH DIAERESIS}cher.test",
+        "https://x.test.",
+    ],
+)
+def test_good_hosts_are_accepted(target: str) -> None:
+    assert parse_config(["--target", target], {}).target == target
 
 
 def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,8 +134,11 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
     [
         ("200", {200}),
         ("200-202", {200, 201, 202}),
-        (" 200 , 300-301 ", {200, 300, 301}),
+        ("200,300-301", {200, 300, 301}),
+        ("200-299,304", set(range(200, 300)) | {304}),
     ],
 )
 def test_parse_codes(text: str, codes: set[int]) -> None:
     assert parse_codes(text) == codes
+    assert parse_codes(format_codes(frozenset(codes))) == codes
+    assert format_codes(frozenset(codes)) == text

@@ -33,7 +33,7 @@ def test_missing_or_unset_heartbeat_is_unhealthy(tmp_path: Path) -> None:
 def test_the_loop_beats(tmp_path: Path, go_server: Callable[..., GoServer], client: ClientProcess) -> None:
     beat = tmp_path / "beat"
     server = go_server()
-    client("--target", server.url, "--interval", "0.2", "--heartbeat-file", str(beat))
+    client("--target", server.url, "--interval", "0.2", "--timeout", "0.1", "--heartbeat-file", str(beat))
     deadline = time.monotonic() + 10
     while not (beat.exists() and beat.stat().st_mtime > time.time() - 1):
         assert time.monotonic() < deadline
@@ -42,4 +42,4 @@ def test_the_loop_beats(tmp_path: Path, go_server: Callable[..., GoServer], clie
     while beat.stat().st_mtime == first:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert main({"HEARTBEAT_FILE": str(beat), "PROBE_INTERVAL": "0.2"}) == 0
+    assert main({"HEARTBEAT_FILE": str(beat), "PROBE_INTERVAL": "0.2", "PROBE_TIMEOUT": "0.1"}) == 0

@@ -34,7 +34,7 @@ def stop_and_time(proc: subprocess.Popen[str]) -> float:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_cleanly(go_server: Callable[..., GoServer], sig: signal.Signals, client: ClientProcess) -> None:
     server = go_server()
-    proc, lines, reader = client("--target", server.url, "--interval", "0.2", "--timeout", "0.2")
+    proc, lines, reader = client("--target", server.url, "--interval", "0.2", "--timeout", "0.1")
     wait_for(lines, "probe")
     proc.send_signal(sig)
     assert proc.wait(5) == 0
@@ -83,12 +83,21 @@ def test_sigterm_with_loki_black_holed(
     assert lines[-1]["state"] == "stopped"
 
 
-def test_bad_option_exits_2() -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "-1"], "invalid --interval"),
+        (["--int", "1"], "unrecognized arguments: --int"),
+        (["--target", "http://.invalid"], "invalid --target"),
+        (["--timeout", "5", "--interval", "4"], "--timeout (5 s) is not shorter than --interval (4 s)"),
+    ],
+)
+def test_bad_option_exits_2(args: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "client", "--interval", "-1"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "client", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert "invalid --interval" in result.stderr
+    assert message in result.stderr
     assert result.stdout == ""
 
 

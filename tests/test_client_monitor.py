@@ -31,7 +31,7 @@ def records(out: io.StringIO, event: str | None = None) -> list[dict[str, Any]]:
 
 def test_health_changes_are_reported_as_they_happen() -> None:
     out = io.StringIO()
-    config = parse_config(["--summary-interval", "100", "--interval", "1"], {})
+    config = parse_config(["--summary-interval", "100", "--interval", "1", "--timeout", "0.5"], {})
     outcomes = iter([ok(), ok(), failed(), failed(), failed(), ok()])
     clock = iter(range(100))
     monitor = Monitor(config, Logs(config, out).events, clock=lambda: next(clock), probe_fn=lambda *_: next(outcomes))
@@ -58,7 +58,7 @@ def run_for(monitor: Monitor, until: Any, limit: float = 10.0) -> None:
 def test_rhythm_does_not_drift_with_the_probe_duration() -> None:
     """schedule alone would start each probe interval + duration after the
     last; the loop keeps starts one interval apart."""
-    config = parse_config(["--interval", "0.2", "--timeout", "0.2", "--summary-interval", "10",
+    config = parse_config(["--interval", "0.2", "--timeout", "0.15", "--summary-interval", "10",
                            "--flaky-interval", "0"], {})  # fmt: skip
     starts: list[float] = []
 
@@ -77,7 +77,7 @@ def test_rhythm_does_not_drift_with_the_probe_duration() -> None:
 
 def test_no_job_exception_escapes() -> None:
     out = io.StringIO()
-    config = parse_config(["--interval", "0.1", "--timeout", "0.1", "--summary-interval", "0.3",
+    config = parse_config(["--interval", "0.1", "--timeout", "0.05", "--summary-interval", "0.3",
                            "--flaky-interval", "0.15"], {})  # fmt: skip
     calls = {"probe": 0, "toggle": 0}
 

@@ -163,7 +163,7 @@ def emitted(server_binary: Path) -> dict[str, dict[str, set[str]]]:
     server = GoServer(server_binary, "-max-delay", "20ms", "-seed", "5", env=env)
     client = subprocess.Popen(
         [str(ROOT / ".venv/bin/python"), "-m", "client", "--target", server.url, "--loki-url", loki.url,
-         "--interval", "0.05", "--timeout", "0.05", "--flaky-interval", "0.3", "--summary-interval", "0.5"],
+         "--interval", "0.05", "--timeout", "0.04", "--flaky-interval", "0.3", "--summary-interval", "0.5"],
         cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:

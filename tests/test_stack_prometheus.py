@@ -84,7 +84,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, server_binary: Path) -> Itera
     requests.post(server.url + "/flaky", timeout=2).raise_for_status()
     client = subprocess.Popen(
         [str(ROOT / ".venv/bin/python"), "-m", "client", "--target", server.url, "--interval", "0.1",
-         "--timeout", "0.1", "--flaky-interval", "0", "--summary-interval", "5"],
+         "--timeout", "0.08", "--flaky-interval", "0", "--summary-interval", "5"],
         cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
 
