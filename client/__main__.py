@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TextIO
 from client import __version__
 from client.config import ConfigError, parse_config
 from client.logs import Logs
-from client.monitor import Monitor, run
+from client.monitor import Monitor, Stop, run
 
 
 def main(
@@ -44,10 +43,10 @@ def main(
     time.tzset()
 
     logs = Logs(config, stream)
-    stop = threading.Event()
+    stop = Stop()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+        stop.request()  # a flag and a byte on a pipe: no lock
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -68,6 +67,7 @@ def main(
             probes=monitor.probes, toggles=monitor.toggles,
         )  # fmt: skip
         logs.close()
+        stop.close()
     return 0
 
 

@@ -1,11 +1,15 @@
 """The loop: a plain synchronous schedule that probes, toggles and
-summarises, and never lets a job's exception escape."""
+summarises. Every scheduled probe yields exactly one probe record, started
+on its slot: the probe's budget is shorter than the interval, and a flaky
+toggle only runs in the gap after a probe, with what is left of the gap as
+its budget (or is recorded as skipped)."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import threading
+import os
+import select
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +17,47 @@ from pathlib import Path
 import schedule
 
 from client.config import Config
-from client.probe import ProbeResult, ToggleResult, probe, toggle_flaky
+from client.probe import ProbeResult, ToggleResult, probe, redact, skipped_toggle, toggle_flaky
 from client.records import Events
 from client.summary import Window
 from client.transport import Clock
+
+#: What a toggle leaves free before the next probe's slot, for the records
+#: and the loop; a probe starts within this of its slot.
+SLOT_SLACK_S = 0.1
+#: A toggle is not sent with less budget than this.
+MIN_TOGGLE_BUDGET_S = 0.05
+
+
+class Stop:
+    """A stop request that a signal handler can make safely: it sets a flag
+    and writes a byte to a pipe, and takes no lock (Event.set would, and the
+    handler runs in the main thread, which may hold it). The loop sleeps on
+    the pipe."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def request(self) -> None:
+        self.requested = True
+        with contextlib.suppress(OSError):  # the pipe is full: the loop is woken already
+            os.write(self._write, b"\0")
+
+    def wait(self, seconds: float) -> None:
+        """Sleep until seconds have passed or a stop is requested."""
+        if self.requested:
+            return
+        readable, _, _ = select.select([self._read], [], [], max(seconds, 0.0))
+        if readable:
+            with contextlib.suppress(OSError):
+                os.read(self._read, 512)
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
 
 
 class Monitor:
@@ -41,10 +82,17 @@ class Monitor:
         self.verdict: str | None = None
         self.probes = 0
         self.toggles = 0
+        self.next_toggle = clock() + config.flaky_interval
 
     def probe_once(self) -> None:
+        """One probe, one record, whatever happens in the probe."""
         self.probes += 1
-        result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
+        try:
+            result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
+        except Exception as exc:  # noqa: BLE001 - a bug in the probe is still a probe's outcome
+            self.events.internal_error("probe", exc)
+            error = f"{type(exc).__name__}: {exc}"[:200]
+            result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
         now = self.clock()
         self.window.add(now, result)
         self.events.probe(self.probes, result)
@@ -55,28 +103,47 @@ class Monitor:
             self.events.health_changed(self.verdict, summary)
             self.verdict = summary.verdict
 
-    def toggle_once(self) -> None:
+    def toggle_if_due(self, room: float) -> None:
+        """Toggle the flaky mode if it is time, within room seconds (what is
+        left before the next probe): with less, the toggle is recorded as
+        skipped."""
+        if self.config.flaky_interval <= 0 or self.clock() < self.next_toggle:
+            return
+        while self.next_toggle <= self.clock():
+            self.next_toggle += self.config.flaky_interval
+        budget = min(self.config.timeout, room - SLOT_SLACK_S)
+        if budget < MIN_TOGGLE_BUDGET_S:
+            self.toggles += 1
+            why = f"only {max(room, 0):.3f} s left before the next probe"
+            self.events.flaky_toggle(self.toggles, skipped_toggle(self.config.flaky_url, why))
+            return
+        self.toggle_once(budget)
+
+    def toggle_once(self, budget: float) -> None:
         self.toggles += 1
-        self.events.flaky_toggle(self.toggles, self.toggle_fn(self.config.flaky_url, self.config.timeout))
+        self.events.flaky_toggle(self.toggles, self.toggle_fn(self.config.flaky_url, budget))
 
     def summarize(self) -> None:
         self.events.summary(self.window.summary(self.clock()))
 
 
-def run(monitor: Monitor, stop: threading.Event) -> None:
-    """Run the jobs until stop is set. The first probe runs at once."""
+def run(monitor: Monitor, stop: Stop) -> None:
+    """Run the jobs until a stop is requested; no job starts after that.
+    The first probe runs at once."""
     config = monitor.config
-    steady = _Steady(schedule.Scheduler())
-    steady.every(config.interval, _guarded(monitor, "probe", monitor.probe_once))
-    steady.every(config.summary_interval, _guarded(monitor, "summary", monitor.summarize))
-    if config.flaky_interval > 0:
-        steady.every(config.flaky_interval, _guarded(monitor, "flaky_toggle", monitor.toggle_once))
+    grid = _Grid(schedule.Scheduler(), stop)
 
-    _guarded(monitor, "probe", monitor.probe_once)()  # schedule's first run would be one interval late
-    while not stop.is_set():
-        steady.run_pending()
-        idle = steady.scheduler.idle_seconds
-        stop.wait(min(max(idle if idle is not None else 1.0, 0.0), 1.0))
+    def probe_then_toggle() -> None:
+        monitor.probe_once()
+        if not stop.requested:
+            _guarded(monitor, "flaky_toggle", lambda: monitor.toggle_if_due(grid.seconds_to(probes)))()
+
+    probes = grid.every(config.interval, _guarded(monitor, "probe", probe_then_toggle))
+    grid.every(config.summary_interval, _guarded(monitor, "summary", monitor.summarize))
+    grid.run_now(probes)  # schedule's first run would be one interval late
+    while not stop.requested:
+        grid.run_pending()
+        stop.wait(grid.idle_seconds())
 
 
 def _guarded(monitor: Monitor, name: str, job: Callable[[], None]) -> Callable[[], None]:
@@ -94,29 +161,48 @@ def _guarded(monitor: Monitor, name: str, job: Callable[[], None]) -> Callable[[
     return run_job
 
 
-class _Steady:
-    """schedule, keeping each job on its period. schedule computes the next
-    run from the end of a job, so every run would drift later by the job's
-    duration; this pins it to the start of the run instead. Missed runs are
-    not caught up."""
+class _Grid:
+    """schedule, with each job pinned to a grid of slots, start + k x period.
+    schedule computes the next run from the end of a job, so every run would
+    drift later by the job's duration. A job that overran its next slot runs
+    once at once; after a longer stall (a suspended machine) the grid moves
+    on to the next slot to come."""
 
-    def __init__(self, scheduler: schedule.Scheduler) -> None:
+    def __init__(self, scheduler: schedule.Scheduler, stop: Stop) -> None:
         self.scheduler = scheduler
-        self._ran: list[tuple[schedule.Job, datetime.datetime]] = []  # (job, start of its next run)
+        self.stop = stop
+        self._slots: dict[schedule.Job, datetime.datetime] = {}  # each job's next slot
 
-    def every(self, seconds: float, job: Callable[[], None]) -> None:
-        scheduled = self.scheduler.every(seconds).seconds  # type: ignore[arg-type]
+    def every(self, seconds: float, job: Callable[[], None]) -> schedule.Job:
+        scheduled: schedule.Job = self.scheduler.every(seconds).seconds  # type: ignore[arg-type]
         period = datetime.timedelta(seconds=seconds)
 
         def run_job() -> None:
-            self._ran.append((scheduled, datetime.datetime.now() + period))  # the clock schedule uses
-            job()
+            slot = self._slots[scheduled]
+            now = datetime.datetime.now()  # the clock schedule uses
+            self._slots[scheduled] = slot + period if slot + 2 * period > now else now + period
+            if not self.stop.requested:
+                job()
 
         scheduled.do(run_job)
+        self._slots[scheduled] = datetime.datetime.now() + period
+        return scheduled
+
+    def run_now(self, scheduled: schedule.Job) -> None:
+        self._slots[scheduled] = datetime.datetime.now()
+        scheduled.run()  # type: ignore[no-untyped-call]
+        scheduled.next_run = self._slots[scheduled]
+
+    def seconds_to(self, scheduled: schedule.Job) -> float:
+        """Seconds until the job's next slot."""
+        return (self._slots[scheduled] - datetime.datetime.now()).total_seconds()
 
     def run_pending(self) -> None:
-        self.scheduler.run_pending()
-        now = datetime.datetime.now()
-        for scheduled, next_run in self._ran:
-            scheduled.next_run = max(next_run, now)
-        self._ran.clear()
+        for scheduled in self.scheduler.jobs:
+            if scheduled.should_run and not self.stop.requested:
+                scheduled.run()  # type: ignore[no-untyped-call]
+                scheduled.next_run = self._slots[scheduled]
+
+    def idle_seconds(self) -> float:
+        idle = self.scheduler.idle_seconds
+        return max(idle if idle is not None else 1.0, 0.0)

@@ -220,6 +220,45 @@ def fault_server() -> Iterator[Callable[..., FaultServer]]:
         server.close()
 
 
+#: Targets that are not handlers: nothing listens, or the listener's accept
+#: queue is full.
+REFUSED = "refused"
+FULL_QUEUE = "full accept queue"
+
+
+@pytest.fixture
+def fault_url(fault_server: Callable[..., FaultServer]) -> Iterator[Callable[[Any], str]]:
+    """The base URL of a server that behaves as fault.server says: a
+    handler for FaultServer, REFUSED or FULL_QUEUE."""
+    queues: list[socket.socket] = []
+
+    def start(fault: Any) -> str:
+        if fault.server == REFUSED:
+            return f"http://127.0.0.1:{free_port()}"
+        if fault.server == FULL_QUEUE:
+            queues.extend(full_accept_queue())
+            return f"http://127.0.0.1:{queues[-4].getsockname()[1]}"
+        return fault_server(fault.server).url
+
+    yield start
+    for sock in queues:
+        sock.close()
+
+
+def full_accept_queue() -> list[socket.socket]:
+    """A listener that never accepts, its queue filled: Linux drops further
+    SYNs, so a client sees a real connect timeout. Returns the listener and
+    its three fillers."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+    return [listener, *fillers]
+
+
 def read_request(conn: socket.socket) -> bytes:
     """Read one request's head (the client sends no body)."""
     data = b""

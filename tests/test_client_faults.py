@@ -12,7 +12,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +20,7 @@ import pytest
 from client import transport
 from client.probe import MAX_BODY_BYTES, TWO_XX, probe
 from client.transport import PHASES
-from tests.conftest import FaultServer, answer, free_port, read_request
+from tests.conftest import FULL_QUEUE, REFUSED, FaultServer, answer, read_request
 
 #: Long enough that a loaded machine answers a healthy server within it.
 BUDGET = 1.0
@@ -94,14 +94,9 @@ def interim_then_final(*codes: int) -> Handler:
     return handler
 
 
-#: Not handlers: nothing listens, or the listener's accept queue is full.
-REFUSED = "refused"
-FULL_QUEUE = "full accept queue"
-
-
 @dataclass(frozen=True)
 class Fault:
-    server: Handler | str
+    server: Handler | str  # a connection handler, or REFUSED or FULL_QUEUE
     status: int | None
     success: bool
     error_type: str | None
@@ -139,38 +134,6 @@ FAULTS = {
     "body over 64 KiB": Fault(respond(answer("200 OK", b"x" * (MAX_BODY_BYTES + 1))), 200, False, "body", "transfer"),
     "not HTTP": Fault(respond(b"hello\r\n\r\n"), None, False, "protocol", "wait"),
 }  # fmt: skip
-
-
-@pytest.fixture
-def fault_url(fault_server: Callable[..., FaultServer]) -> Iterator[Callable[[Fault], str]]:
-    """The base URL of a server that behaves as the fault says."""
-    queues: list[socket.socket] = []
-
-    def start(fault: Fault) -> str:
-        if fault.server == REFUSED:
-            return f"http://127.0.0.1:{free_port()}"
-        if fault.server == FULL_QUEUE:
-            queues.extend(full_accept_queue())
-            return f"http://127.0.0.1:{queues[0].getsockname()[1]}"
-        assert callable(fault.server)
-        return fault_server(fault.server).url
-
-    yield start
-    for sock in queues:
-        sock.close()
-
-
-def full_accept_queue() -> list[socket.socket]:
-    """A listener that never accepts, its queue filled: Linux drops further
-    SYNs, so a client sees a real connect timeout."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
-    fillers = []
-    for _ in range(3):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(listener.getsockname())
-        fillers.append(filler)
-    return [listener, *fillers]
 
 
 @pytest.mark.parametrize("name", FAULTS)

@@ -17,7 +17,7 @@ import pytest
 
 from client.config import parse_config
 from client.logs import LOKI_DRAIN, LOKI_TIMEOUT, Logs
-from client.monitor import Monitor, run
+from client.monitor import Monitor, Stop, run
 from client.probe import ProbeResult, probe
 from tests.conftest import GoServer, LokiReceiver, free_port
 
@@ -31,7 +31,7 @@ def test_payload_labels_and_lines(loki: Callable[[str], LokiReceiver], go_server
     monitor = Monitor(config, logs.events)
     for _ in range(5):
         monitor.probe_once()
-    monitor.toggle_once()
+    monitor.toggle_once(config.timeout)
     monitor.summarize()
     logs.close()
 
@@ -86,13 +86,14 @@ def test_loki_trouble_never_delays_a_probe(
         return probe(*args)
 
     monitor = Monitor(config, logs.events, probe_fn=timed_probe)
-    stop = threading.Event()
+    stop = Stop()
     thread = threading.Thread(target=run, args=(monitor, stop))
     thread.start()
     while len(starts) < 15:
         time.sleep(0.01)
-    stop.set()
+    stop.request()
     thread.join(5)
+    stop.close()
     began = time.monotonic()
     logs.close()
     closing = time.monotonic() - began

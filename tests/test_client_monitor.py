@@ -1,19 +1,27 @@
-"""The loop: first probe at once, a steady rhythm, no job exception escapes,
-health changes reported the moment they happen, a prompt stop."""
+"""The loop: first probe at once, one probe record per slot whatever the
+server does, toggles only in the gap, no job exception escapes, health
+changes reported the moment they happen, a prompt stop."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import itertools
 import json
+import logging
+import signal
+import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from client.config import parse_config
-from client.logs import Logs
-from client.monitor import Monitor, run
+from client.logs import JsonLines, Logs
+from client.monitor import SLOT_SLACK_S, Monitor, Stop, run
 from client.probe import ProbeResult, ToggleResult
+from client.records import Events
+from tests.conftest import FaultServer, answer, read_request
+from tests.test_client_faults import FAULTS, Fault
 
 
 def ok(ms: float = 1.0) -> ProbeResult:
@@ -43,42 +51,47 @@ def test_health_changes_are_reported_as_they_happen() -> None:
     assert [r["seq"] for r in records(out, "probe")] == [1, 2, 3, 4, 5, 6]
 
 
-def run_for(monitor: Monitor, until: Any, limit: float = 10.0) -> None:
-    stop = threading.Event()
+def run_for(monitor: Monitor, until: Callable[[], bool], limit: float = 20.0) -> float:
+    """Run the loop in a thread until `until` holds; returns the seconds it ran."""
+    stop = Stop()
     thread = threading.Thread(target=run, args=(monitor, stop))
+    began = time.monotonic()
     thread.start()
-    deadline = time.monotonic() + limit
+    deadline = began + limit
     while not until() and time.monotonic() < deadline:
         time.sleep(0.01)
-    stop.set()
-    thread.join(5)
+    stop.request()
+    ran = time.monotonic() - began
+    thread.join(10)
     assert not thread.is_alive(), "run() did not return after stop"
+    stop.close()
+    return ran
 
 
 def test_rhythm_does_not_drift_with_the_probe_duration() -> None:
     """schedule alone would start each probe interval + duration after the
-    last; the loop keeps starts one interval apart."""
+    last; the loop keeps starts on a grid one interval apart."""
     config = parse_config(["--interval", "0.2", "--timeout", "0.15", "--summary-interval", "10",
                            "--flaky-interval", "0"], {})  # fmt: skip
     starts: list[float] = []
 
     def slow_probe(*_: object) -> ProbeResult:
         starts.append(time.monotonic())
-        time.sleep(0.1)
-        return ok(100)
+        time.sleep(0.15)
+        return ok(150)
 
     monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=slow_probe)
     begin = time.monotonic()
-    run_for(monitor, lambda: len(starts) >= 8)
-    assert starts[0] - begin < 0.1, "the first probe runs at start"
-    gaps = sorted(b - a for a, b in itertools.pairwise(starts))
-    assert 0.18 < gaps[len(gaps) // 2] < 0.25, gaps  # drifting, the median would be 0.3
+    run_for(monitor, lambda: len(starts) >= 9)
+    assert starts[0] - begin < config.interval, "the first probe runs at start, not one interval later"
+    mean_gap = (starts[8] - starts[0]) / 8
+    assert mean_gap < config.interval + 0.15 / 2, starts  # drifting, it would be 0.35
 
 
-def test_no_job_exception_escapes() -> None:
+def test_no_job_exception_escapes_and_every_probe_is_recorded() -> None:
     out = io.StringIO()
-    config = parse_config(["--interval", "0.1", "--timeout", "0.05", "--summary-interval", "0.3",
-                           "--flaky-interval", "0.15"], {})  # fmt: skip
+    config = parse_config(["--interval", "0.2", "--timeout", "0.05", "--summary-interval", "0.6",
+                           "--flaky-interval", "0.3"], {})  # fmt: skip
     calls = {"probe": 0, "toggle": 0}
 
     def broken_probe(*_: object) -> ProbeResult:
@@ -97,21 +110,142 @@ def test_no_job_exception_escapes() -> None:
     assert {e["job"] for e in errors} == {"probe", "flaky_toggle"}
     assert "RuntimeError: probe bug" in errors[0]["error"]
     assert "Traceback" in errors[0]["traceback"]
+    probes = records(out, "probe")
+    assert len(probes) == calls["probe"], "a probe that raised still has its record"
+    assert probes[0]["error_type"] == "unknown"
     assert records(out, "summary"), "the summary job kept running"
-    # Each failing job ran once per period, not on every tick.
-    assert calls["toggle"] <= 4
+    # A failing toggle ran once per period, not on every tick.
+    assert calls["toggle"] <= calls["probe"]
 
 
 def test_stop_ends_the_loop_promptly() -> None:
-    config = parse_config(["--interval", "5", "--summary-interval", "30"], {})
+    config = parse_config(["--interval", "10", "--summary-interval", "30"], {})
     monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=lambda *_: ok())
-    stop = threading.Event()
+    stop = Stop()
     thread = threading.Thread(target=run, args=(monitor, stop))
     thread.start()
-    deadline = time.monotonic() + 5
-    while monitor.probes < 1 and time.monotonic() < deadline:  # then it idles for 5 s
+    deadline = time.monotonic() + 10
+    while monitor.probes < 1 and time.monotonic() < deadline:  # then it idles for 10 s
         time.sleep(0.01)
     began = time.monotonic()
-    stop.set()
-    thread.join(5)
-    assert time.monotonic() - began < 0.5
+    stop.request()
+    thread.join(10)
+    assert time.monotonic() - began < config.interval / 2, "the loop slept on instead of waking"
+    assert monitor.probes == 1
+
+
+def test_a_signal_stops_the_loop_in_the_main_thread() -> None:
+    """The handler only sets a flag and writes to a pipe: signals arriving
+    over and over while the loop sleeps or probes cannot deadlock it."""
+    config = parse_config(["--interval", "0.1", "--timeout", "0.05", "--summary-interval", "1"], {})
+    monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=lambda *_: ok())
+    stop = Stop()
+    seen = []
+
+    def handler(signum: int, _: object) -> None:
+        seen.append(signum)
+        if len(seen) >= 50:
+            stop.request()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    main = threading.get_ident()
+
+    def pester() -> None:
+        while not stop.requested:
+            signal.pthread_kill(main, signal.SIGUSR1)
+            time.sleep(0.005)
+
+    pesterer = threading.Thread(target=pester)
+    try:
+        pesterer.start()
+        run(monitor, stop)
+    finally:
+        stop.request()
+        pesterer.join(10)
+        signal.signal(signal.SIGUSR1, previous)
+        stop.close()
+    assert len(seen) >= 50
+    assert monitor.probes >= 1
+
+
+def test_a_hung_toggle_never_delays_a_probe(fault_server: Callable[..., FaultServer]) -> None:
+    """The toggle gets what is left before the next slot; with no room it is
+    recorded as skipped, never sent late."""
+
+    def status_ok_flaky_hangs(conn: socket.socket) -> None:
+        if read_request(conn).startswith(b"GET"):
+            conn.sendall(answer("200 OK", b"OK\n"))
+        else:
+            conn.recv(1)
+
+    server = fault_server(status_ok_flaky_hangs)
+    out = io.StringIO()
+    config = parse_config(["--target", server.url, "--interval", "0.4", "--timeout", "0.3",
+                           "--flaky-interval", "0.4", "--summary-interval", "10"], {})  # fmt: skip
+    monitor = Monitor(config, Logs(config, out).events)
+    ran = run_for(monitor, lambda: monitor.probes >= 8)
+    toggles = records(out, "flaky_toggle")
+    assert toggles
+    for t in toggles:
+        if t["error_type"] != "skipped":
+            assert t["error_type"] == "read_timeout", t
+            assert t["duration_ms"] / 1000 <= config.interval - SLOT_SLACK_S + 0.05, t
+    assert len(records(out, "probe")) >= int(ran / config.interval), "a probe slot went without a record"
+
+
+def test_slow_probes_leave_no_room_for_toggles() -> None:
+    out = io.StringIO()
+    config = parse_config(["--interval", "0.2", "--timeout", "0.15", "--flaky-interval", "0.2",
+                           "--summary-interval", "10"], {})  # fmt: skip
+
+    def slow_probe(*_: object) -> ProbeResult:
+        time.sleep(0.15)
+        return ok(150)
+
+    def toggle(*_: object) -> ToggleResult:
+        raise AssertionError("a toggle was sent without room for it")
+
+    monitor = Monitor(config, Logs(config, out).events, probe_fn=slow_probe, toggle_fn=toggle)
+    run_for(monitor, lambda: monitor.toggles >= 2)
+    toggles = records(out, "flaky_toggle")
+    assert [t["error_type"] for t in toggles] == ["skipped"] * len(toggles)
+    assert "left before the next probe" in toggles[0]["error"]
+
+
+def test_every_slot_has_a_probe_record_whatever_the_server_does(fault_url: Callable[[Fault], str]) -> None:
+    """One monitor per fault (and per bad host name), all at once: each
+    records one probe per slot that started before the stop."""
+    base = parse_config(["--interval", "0.5", "--timeout", "0.3", "--flaky-interval", "0.5",
+                         "--summary-interval", "10"], {})  # fmt: skip
+    targets = {name: fault_url(fault) for name, fault in FAULTS.items()}
+    targets |= {"empty label": "http://.invalid", "space in host": "http://exa mple.invalid",
+                "snowman": "http://\N{SNOWMAN}.invalid"}  # fmt: skip
+    runs: dict[str, tuple[Monitor, io.StringIO]] = {}
+    for name, url in targets.items():
+        out = io.StringIO()
+        logger = logging.getLogger(f"test.monitor.{len(runs)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(JsonLines())
+        logger.addHandler(handler)
+        runs[name] = (Monitor(dataclasses.replace(base, target=url), Events(logger)), out)
+
+    stops = {name: Stop() for name in runs}
+    threads = [threading.Thread(target=run, args=(m, stops[n])) for n, (m, _) in runs.items()]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    time.sleep(2.2)
+    ran = time.monotonic() - began
+    for stop in stops.values():
+        stop.request()
+    for thread in threads:
+        thread.join(10)
+    for stop in stops.values():
+        stop.close()
+    slots = int(ran / base.interval) + 1
+    for name, (_, out) in runs.items():
+        probes = records(out, "probe")
+        assert slots - 1 <= len(probes) <= slots, (name, len(probes), slots)
+        assert [p["seq"] for p in probes] == list(range(1, len(probes) + 1))
