@@ -13,9 +13,10 @@ from types import FrameType
 from typing import TextIO
 
 from client import __version__
-from client.config import ConfigError, parse_config
+from client.config import ConfigError, format_codes, parse_config
 from client.logs import Logs
 from client.monitor import Monitor, Stop, run
+from client.probe import redact
 
 
 def main(
@@ -54,10 +55,12 @@ def main(
     monitor = Monitor(config, logs.events, heartbeat=heartbeat)
     logs.events.emit(
         logging.INFO, "started",
-        f"monitoring {config.status_url} every {config.interval:g} s",
-        version=__version__, target=config.target, interval=config.interval,
+        f"monitoring {redact(config.status_url)} every {config.interval:g} s",
+        version=__version__, target=redact(config.target), interval=config.interval,
         timeout=config.timeout, flaky_interval=config.flaky_interval,
-        summary_interval=config.summary_interval, loki=config.loki_url is not None,
+        summary_interval=config.summary_interval, success_codes=format_codes(config.success_codes),
+        log_format=config.log_format, loki_url=config.loki_url and redact(config.loki_url),
+        heartbeat_file=config.heartbeat_file,
     )  # fmt: skip
     try:
         run(monitor, stop)

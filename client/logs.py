@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import re
 import sys
 import threading
 import time
@@ -58,10 +59,16 @@ class JsonLines(JsonFormatter):
 
 
 class TextLines(logging.Formatter):
-    """One readable line per record, for people watching the logs."""
+    """One readable line per record, for people watching the logs. Control
+    characters (some come from the network, in error messages) are escaped:
+    a server cannot clear the terminal or forge a line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{_iso(record.created)} {record.levelname:<7} {getattr(record, 'event', '-'):<14} {record.getMessage()}"
+        line = f"{_iso(record.created)} {record.levelname:<7} {getattr(record, 'event', '-'):<14} {record.getMessage()}"
+        return _CONTROL.sub(lambda m: repr(m[0])[1:-1], line)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _iso(created: float) -> str:

@@ -29,7 +29,10 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
         "p50_ms", "p95_ms", "p99_ms", "errors", "verdict", "reason",
     ),
     "health_changed": ("verdict", "previous", "reason", "availability", "p95_ms", "probes"),
-    "started": ("version", "target", "interval", "timeout", "flaky_interval", "summary_interval", "loki"),
+    "started": (
+        "version", "target", "interval", "timeout", "flaky_interval", "summary_interval",
+        "success_codes", "log_format", "loki_url", "heartbeat_file",
+    ),
     "stopped": ("probes", "toggles"),
     "loki_shipping": ("state", "sent", "failed", "dropped", "abandoned", "error"),
     "internal_error": ("job", "error", "traceback"),

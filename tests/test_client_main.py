@@ -104,6 +104,33 @@ def test_bad_option_exits_2(args: list[str], message: str) -> None:
     assert result.stdout == ""
 
 
+def test_started_lists_every_option_and_no_password(go_server: Callable[..., GoServer], client: ClientProcess) -> None:
+    server = go_server()
+    target = server.url.replace("http://", "http://monitor:s3cret@")
+    loki = "http://u:hush@127.0.0.1:9/push"
+    proc, lines, reader = client("--target", target, "--interval", "0.3", "--timeout", "0.2",
+                                 "--success-codes", "200-204,304", "--loki-url", loki)  # fmt: skip
+    wait_for(lines, "probe")
+    stop_and_time(proc)
+    reader.join(5)
+    assert lines[0] == lines[0] | {
+        "event": "started",
+        "target": server.url.replace("http://", "http://monitor:***@"),
+        "interval": 0.3,
+        "timeout": 0.2,
+        "flaky_interval": 10.0,
+        "summary_interval": 30.0,
+        "success_codes": "200-204,304",
+        "log_format": "json",
+        "loki_url": "http://u:***@127.0.0.1:9/push",
+        "heartbeat_file": None,
+    }
+    probe = next(line for line in lines if line["event"] == "probe")
+    assert probe["endpoint"] == server.url.replace("http://", "http://monitor:***@") + "/status"
+    assert probe["success"], probe
+    assert not [line for line in lines if "s3cret" in str(line) or "hush" in str(line)]
+
+
 def test_help_exits_0() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "client", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30

@@ -29,7 +29,8 @@ def emit_all(logs: Logs) -> None:
     logs.events.health_changed(None, window.summary(0))
     logs.events.internal_error("probe", RuntimeError("boom"))
     logs.events.emit(logging.INFO, "started", "m", version="1", target="t", interval=1, timeout=1,
-                     flaky_interval=1, summary_interval=1, loki=False)  # fmt: skip
+                     flaky_interval=1, summary_interval=1, success_codes="200-299", log_format="json",
+                     loki_url=None, heartbeat_file=None)  # fmt: skip
     logs.events.emit(logging.INFO, "stopped", "m", probes=1, toggles=1)
     logs.events.emit(logging.WARNING, "loki_shipping", "m", state="failing", sent=0, failed=1, dropped=0,
                      abandoned=0, error="x")  # fmt: skip
@@ -92,3 +93,13 @@ def test_text_format_is_one_readable_line_per_record() -> None:
     assert len(lines) == len(EVENT_FIELDS)
     assert "WARNING probe          GET http://x/status failed after 12.5 ms: http_status: 503" in lines[0]
     assert "flaky mode on" in lines[1]
+
+
+def test_text_format_escapes_control_characters() -> None:
+    out = io.StringIO()
+    hostile = ProbeResult("GET", "http://x/status", None, 1.0, False, "protocol", "\x1b[2J\x9bforged\nline", "c" * 32)
+    Logs(parse_config(["--log-format", "text"], {}), out).events.probe(1, hostile)
+    text = out.getvalue()
+    assert text.count("\n") == 1
+    assert "\\x1b[2J\\x9bforged\\nline" in text
+    assert not any(ch in text[:-1] for ch in "\x1b\x9b\n")
