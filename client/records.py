@@ -1,42 +1,30 @@
 """The log records: one event name per outcome and a fixed set of keys per
 event. Dashboards and alert rules query these keys, so they are a contract:
-README.md documents them and the tests hold every record to this table."""
+records.schema.json holds it (keys, types, meanings), docs/client.md's
+record table is checked against it, and the tests validate every record
+the client emits against it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
+from pathlib import Path
 from typing import Any
 
 from client.probe import ProbeResult, ToggleResult
 from client.summary import DEGRADED, DOWN, HEALTHY, Summary
 
-#: Keys every record has, in this order.
-COMMON_FIELDS = ("timestamp", "level", "event", "message")
+SCHEMA: dict[str, Any] = json.loads((Path(__file__).parent / "records.schema.json").read_text())
 
-#: The keys of each event beyond COMMON_FIELDS.
+#: Keys every record has, in this order.
+COMMON_FIELDS = tuple(SCHEMA["$defs"]["common"]["properties"])
+
+#: The keys of each event beyond COMMON_FIELDS, in order.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "probe": (
-        "seq", "method", "endpoint", "status_code", "interim_codes", "duration_ms", "phases_ms",
-        "success", "error_type", "error", "trace_id",
-    ),
-    "flaky_toggle": (
-        "seq", "method", "endpoint", "status_code", "interim_codes", "duration_ms", "phases_ms",
-        "success", "error_type", "error", "trace_id", "flaky",
-    ),
-    "summary": (
-        "window_s", "probes", "successes", "availability",
-        "p50_ms", "p95_ms", "p99_ms", "errors", "verdict", "reason",
-    ),
-    "health_changed": ("verdict", "previous", "reason", "availability", "p95_ms", "probes"),
-    "started": (
-        "version", "target", "interval", "timeout", "flaky_interval", "summary_interval",
-        "success_codes", "log_format", "loki_url", "heartbeat_file",
-    ),
-    "stopped": ("probes", "toggles"),
-    "loki_shipping": ("state", "sent", "failed", "dropped", "abandoned", "error"),
-    "internal_error": ("job", "error", "traceback"),
-}  # fmt: skip
+    name: tuple(k for k in SCHEMA["$defs"][name]["properties"] if k != "event")
+    for name in (ref["$ref"].rpartition("/")[2] for ref in SCHEMA["oneOf"])
+}
 
 #: error_types that mean the server answered, badly; the others mean no answer.
 ANSWERED_ERRORS = frozenset({"http_status", "informational", "body"})

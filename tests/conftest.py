@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: The record contract: every record the client emits must validate.
+RECORDS = Draft202012Validator(json.loads((ROOT / "client" / "records.schema.json").read_text()))
+
+
+def schema_errors(record: dict[str, Any]) -> list[str]:
+    """Why record breaks the contract; empty when it keeps it."""
+    return [f"{e.json_path}: {e.message}" for e in RECORDS.iter_errors(record)]
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +100,10 @@ ClientProcess = Callable[..., tuple["subprocess.Popen[str]", list[dict[str, Any]
 @pytest.fixture
 def client() -> Iterator[ClientProcess]:
     """Start python -m client with the given options; returns the process,
-    its JSON records (filled as they come) and the thread reading them."""
+    its JSON records (filled as they come) and the thread reading them.
+    Every record is held to records.schema.json."""
     procs: list[subprocess.Popen[str]] = []
+    broken: list[tuple[dict[str, Any], list[str]]] = []
 
     def start(*args: str) -> tuple[subprocess.Popen[str], list[dict[str, Any]], threading.Thread]:
         proc = subprocess.Popen(
@@ -109,6 +120,8 @@ def client() -> Iterator[ClientProcess]:
             assert proc.stdout is not None
             for raw in proc.stdout:
                 lines.append(json.loads(raw))
+                if errors := schema_errors(lines[-1]):
+                    broken.append((lines[-1], errors))
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
@@ -119,6 +132,7 @@ def client() -> Iterator[ClientProcess]:
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
+    assert not broken, f"records that break records.schema.json: {broken}"
 
 
 class LokiReceiver:

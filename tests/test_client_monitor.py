@@ -20,7 +20,7 @@ from client.logs import JsonLines, Logs
 from client.monitor import SLOT_SLACK_S, Monitor, Stop, run
 from client.probe import ProbeResult, ToggleResult
 from client.records import Events
-from tests.conftest import FaultServer, answer, read_request
+from tests.conftest import FaultServer, answer, read_request, schema_errors
 from tests.test_client_faults import FAULTS, Fault
 
 
@@ -249,3 +249,5 @@ def test_every_slot_has_a_probe_record_whatever_the_server_does(fault_url: Calla
         probes = records(out, "probe")
         assert slots - 1 <= len(probes) <= slots, (name, len(probes), slots)
         assert [p["seq"] for p in probes] == list(range(1, len(probes) + 1))
+        for record in records(out):
+            assert schema_errors(record) == [], (name, record)

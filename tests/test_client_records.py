@@ -12,9 +12,10 @@ import pytest
 
 from client.config import parse_config
 from client.logs import Logs
-from client.probe import ProbeResult, ToggleResult
-from client.records import COMMON_FIELDS, EVENT_FIELDS
+from client.probe import ERROR_TYPES, ProbeResult, ToggleResult
+from client.records import COMMON_FIELDS, EVENT_FIELDS, SCHEMA
 from client.summary import Window
+from tests.conftest import schema_errors
 
 PROBE = ProbeResult("GET", "http://x/status", 503, 12.5, False, "http_status", "503 Service Unavailable", "a" * 32)
 TOGGLE = ToggleResult("POST", "http://x/flaky", 202, 3.0, True, None, None, "b" * 32, True)
@@ -103,3 +104,27 @@ def test_text_format_escapes_control_characters() -> None:
     assert text.count("\n") == 1
     assert "\\x1b[2J\\x9bforged\\nline" in text
     assert not any(ch in text[:-1] for ch in "\x1b\x9b\n")
+
+
+def test_every_record_keeps_the_schema() -> None:
+    out = io.StringIO()
+    emit_all(Logs(parse_config([], {}), out))
+    for line in out.getvalue().splitlines():
+        record = json.loads(line)
+        assert schema_errors(record) == [], record
+
+
+def test_the_schema_refuses_what_breaks_the_contract() -> None:
+    out = io.StringIO()
+    Logs(parse_config([], {}), out).events.probe(1, PROBE)
+    record = json.loads(out.getvalue())
+    assert schema_errors(record) == []
+    assert schema_errors(record | {"extra": 1})
+    assert schema_errors({k: v for k, v in record.items() if k != "phases_ms"})
+    assert schema_errors(record | {"error_type": "teapot"})
+    assert schema_errors(record | {"phases_ms": {"dns": 1.0}})
+    assert schema_errors(record | {"interim_codes": [200]})
+
+
+def test_error_types_are_the_schemas() -> None:
+    assert SCHEMA["$defs"]["error_type"]["enum"] == [*ERROR_TYPES, None]
