@@ -49,16 +49,23 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
 
 
 def judge(probes: int, availability: float | None, p95_ms: float | None) -> tuple[str, str]:
-    """The verdict and why."""
+    """The verdict and why, from the exact availability (98.9997 % is below
+    99 %, though it rounds to 99.00)."""
     if probes == 0 or availability is None or p95_ms is None:
         return UNKNOWN, "no probes in the window"
     if availability < DOWN_BELOW:
-        return DOWN, f"availability {availability:.1f}% < {DOWN_BELOW:g}%"
+        return DOWN, f"availability {shown(availability)}% < {DOWN_BELOW:g}%"
     if availability < DEGRADED_BELOW:
-        return DEGRADED, f"availability {availability:.1f}% < {DEGRADED_BELOW:g}%"
+        return DEGRADED, f"availability {shown(availability)}% < {DEGRADED_BELOW:g}%"
     if p95_ms >= SLOW_P95_MS:
         return DEGRADED, f"p95 latency {p95_ms:.0f} ms >= {SLOW_P95_MS:g} ms"
-    return HEALTHY, f"availability {availability:.1f}%, p95 latency {p95_ms:.0f} ms"
+    return HEALTHY, f"availability {shown(availability)}%, p95 latency {p95_ms:.0f} ms"
+
+
+def shown(availability: float) -> float:
+    """availability cut (not rounded) to 0.01: never shown above a threshold
+    it is below."""
+    return math.floor(availability * 100) / 100
 
 
 class Window:
@@ -78,14 +85,14 @@ class Window:
         n = len(results)
         successes = sum(r.success for r in results)
         durations = sorted(r.duration_ms for r in results)
-        availability = round(100 * successes / n, 2) if n else None
+        availability = 100 * successes / n if n else None
         p95 = percentile(durations, 95)
         verdict, reason = judge(n, availability, p95)
         return Summary(
             window_s=self.window_s,
             probes=n,
             successes=successes,
-            availability=availability,
+            availability=None if availability is None else shown(availability),
             p50_ms=percentile(durations, 50),
             p95_ms=p95,
             p99_ms=percentile(durations, 99),

@@ -36,6 +36,7 @@ def test_percentile_is_nearest_rank(values: list[float], p: float, want: float |
         (10, 99.0, 299.9, HEALTHY),
         (10, 100.0, 300.0, DEGRADED),
         (10, 98.99, 5.0, DEGRADED),
+        (10, 98.9997, 5.0, DEGRADED),
         (10, 50.0, 5.0, DEGRADED),
         (10, 49.99, 5.0, DOWN),
         (10, 0.0, 2000.0, DOWN),
@@ -63,3 +64,12 @@ def test_window_counts_and_expires() -> None:
     assert (s.probes, s.successes) == (3, 1)
     assert s.verdict == DOWN
     assert w.summary(1000).verdict == UNKNOWN
+
+
+def test_availability_is_judged_before_it_is_cut() -> None:
+    w = Window(30)
+    for i in range(100_000):
+        w.add(0, result(success=i >= 1004))  # 98.996 % would round to 99.00
+    s = w.summary(0)
+    assert (s.availability, s.verdict) == (98.99, DEGRADED)
+    assert s.reason == "availability 98.99% < 99%"
