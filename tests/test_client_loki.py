@@ -99,7 +99,7 @@ def test_loki_trouble_never_delays_a_probe(
     closing = time.monotonic() - began
 
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert max(gaps) <= interval + timeout + 0.5, gaps
+    assert max(gaps) <= interval + 1.5, gaps  # a push to the slow Loki takes 2 s
     assert closing <= 0.5 + 0.5 + 1.0, f"close took {closing:.2f} s"
 
     stats = logs.stats
