@@ -22,11 +22,12 @@ from client.records import Events
 from client.summary import Window
 from client.transport import Clock
 
-#: What a toggle leaves free before the next probe's slot, for the records
-#: and the loop; a probe starts within this of its slot.
+#: What a toggle leaves free before the next probe's slot (a tenth of the
+#: interval when that is less), for the records and the loop; a probe starts
+#: within this of its slot.
 SLOT_SLACK_S = 0.1
-#: A toggle is not sent with less budget than this.
-MIN_TOGGLE_BUDGET_S = 0.05
+#: A toggle is not sent with less budget than this (the smallest --timeout).
+MIN_TOGGLE_BUDGET_S = 0.01
 
 
 class Stop:
@@ -111,7 +112,7 @@ class Monitor:
             return
         while self.next_toggle <= self.clock():
             self.next_toggle += self.config.flaky_interval
-        budget = min(self.config.timeout, room - SLOT_SLACK_S)
+        budget = min(self.config.timeout, room - min(SLOT_SLACK_S, self.config.interval / 10))
         if budget < MIN_TOGGLE_BUDGET_S:
             self.toggles += 1
             why = f"only {max(room, 0):.3f} s left before the next probe"

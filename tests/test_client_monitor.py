@@ -180,8 +180,8 @@ def test_a_hung_toggle_never_delays_a_probe(fault_server: Callable[..., FaultSer
 
     server = fault_server(status_ok_flaky_hangs)
     out = io.StringIO()
-    config = parse_config(["--target", server.url, "--interval", "0.4", "--timeout", "0.35",
-                           "--flaky-interval", "0.4", "--summary-interval", "10"], {})  # fmt: skip
+    config = parse_config(["--target", server.url, "--interval", "0.5", "--timeout", "0.48",
+                           "--flaky-interval", "0.5", "--summary-interval", "10"], {})  # fmt: skip
     budgets: list[float] = []
 
     def toggle(url: str, budget: float) -> ToggleResult:
@@ -189,9 +189,9 @@ def test_a_hung_toggle_never_delays_a_probe(fault_server: Callable[..., FaultSer
         return toggle_flaky(url, budget)
 
     monitor = Monitor(config, Logs(config, out).events, toggle_fn=toggle)
-    ran = run_for(monitor, lambda: monitor.probes >= 8)
+    ran = run_for(monitor, lambda: monitor.probes >= 6)
     assert budgets, "no toggle was sent"
-    assert max(budgets) <= config.interval - SLOT_SLACK_S < config.timeout, budgets
+    assert max(budgets) <= config.interval - min(SLOT_SLACK_S, config.interval / 10) < config.timeout, budgets
     toggles = records(out, "flaky_toggle")
     assert {t["error_type"] for t in toggles} <= {"read_timeout", "skipped"}, toggles
     assert len(records(out, "probe")) >= int(ran / config.interval), "a probe slot went without a record"
@@ -203,8 +203,8 @@ def test_slow_probes_leave_no_room_for_toggles() -> None:
                            "--summary-interval", "10"], {})  # fmt: skip
 
     def slow_probe(*_: object) -> ProbeResult:
-        time.sleep(0.15)
-        return ok(150)
+        time.sleep(0.19)  # a fake: a real one would have timed out at 0.15
+        return ok(190)
 
     def toggle(*_: object) -> ToggleResult:
         raise AssertionError("a toggle was sent without room for it")
