@@ -45,7 +45,7 @@ class Events:
 
     def probe(self, seq: int, r: ProbeResult) -> None:
         if r.success:
-            level, message = logging.INFO, f"{r.method} {r.endpoint} -> {r.status_code} in {r.duration_ms:.1f} ms"
+            level, message = logging.INFO, f"{r.method} {r.endpoint} -> {_final(r)} in {r.duration_ms:.1f} ms"
         else:
             level = logging.WARNING if r.error_type in ANSWERED_ERRORS else logging.ERROR
             message = f"{r.method} {r.endpoint} failed after {r.duration_ms:.1f} ms: {r.error_type}: {r.error}"
@@ -60,7 +60,7 @@ class Events:
         state = {True: "on", False: "off", None: "not told"}[r.flaky]
         if r.success:
             level = logging.INFO
-            message = f"{r.method} {r.endpoint} -> {r.status_code} in {r.duration_ms:.1f} ms; flaky mode {state}"
+            message = f"{r.method} {r.endpoint} -> {_final(r)} in {r.duration_ms:.1f} ms; flaky mode {state}"
         else:
             level = logging.WARNING
             message = f"{r.method} {r.endpoint} failed after {r.duration_ms:.1f} ms: {r.error_type}: {r.error}"
@@ -94,3 +94,9 @@ class Events:
             logging.ERROR, "internal_error", f"{job} failed: {error}",
             job=job, error=error, traceback="".join(traceback.format_exception(exc)),
         )  # fmt: skip
+
+
+def _final(r: ProbeResult) -> str:
+    """The final status code, and the interim answers before it if any."""
+    interim = f" (after {', '.join(map(str, r.interim_codes))})" if r.interim_codes else ""
+    return f"{r.status_code}{interim}"

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from client.logs import Logs
 from client.probe import ERROR_TYPES, ProbeResult, ToggleResult
 from client.records import COMMON_FIELDS, EVENT_FIELDS, SCHEMA
 from client.summary import Window
-from tests.conftest import schema_errors
+from tests.conftest import ROOT, schema_errors
 
 PROBE = ProbeResult("GET", "http://x/status", 503, 12.5, False, "http_status", "503 Service Unavailable", "a" * 32)
 TOGGLE = ToggleResult("POST", "http://x/flaky", 202, 3.0, True, None, None, "b" * 32, True)
@@ -128,3 +129,57 @@ def test_the_schema_refuses_what_breaks_the_contract() -> None:
 
 def test_error_types_are_the_schemas() -> None:
     assert SCHEMA["$defs"]["error_type"]["enum"] == [*ERROR_TYPES, None]
+
+
+DOCS = ROOT / "docs" / "client.md"
+BEGIN = (
+    "<!-- The record tables below are generated from client/records.schema.json: see tests/test_client_records.py -->"
+)
+END = "<!-- end of the generated record tables -->"
+
+
+def record_tables() -> str:
+    """docs/client.md's record reference, rendered from the schema and the
+    probe's error vocabulary."""
+    defs = SCHEMA["$defs"]
+    lines = [BEGIN, "", "Every record starts with:", "", "| Key | Type | Meaning |", "|---|---|---|"]
+    lines += [_row(key, prop) for key, prop in defs["common"]["properties"].items()]
+    for ref in SCHEMA["oneOf"]:
+        name = ref["$ref"].rpartition("/")[2]
+        lines += ["", f"`{name}`: {defs[name]['description']}.", "", "| Key | Type | Meaning |", "|---|---|---|"]
+        lines += [_row(k, p) for k, p in defs[name]["properties"].items() if k != "event"]
+    lines += ["", "`error_type`, a closed vocabulary:", "", "| `error_type` | Meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {meaning} |" for name, meaning in ERROR_TYPES.items()]
+    return "\n".join([*lines, "", END])
+
+
+def _row(key: str, prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        prop = SCHEMA["$defs"][prop["$ref"].rpartition("/")[2]]
+    return f"| `{key}` | {_type(prop)} | {prop['description']} |"
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if "const" in prop:
+        return f'`"{prop["const"]}"`'
+    if "enum" in prop:
+        return (
+            "one of the names below, or null"
+            if len(prop["enum"]) > 8
+            else " or ".join("null" if v is None else f"`{v}`" for v in prop["enum"])
+        )
+    kinds = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+    names = {"array": "list of integers", "object": "object", "boolean": "boolean", "integer": "integer",
+             "number": "number", "string": "string", "null": "null"}  # fmt: skip
+    text = " or ".join(names[k] for k in kinds)
+    if "properties" in prop:
+        text += ": " + ", ".join(f"`{k}`" for k in prop["properties"])
+    return text
+
+
+def test_the_docs_record_tables_are_the_schemas() -> None:
+    text = DOCS.read_text()
+    assert BEGIN in text, f"docs/client.md lacks the generated tables; they are:\n{record_tables()}"
+    assert END in text
+    shown = text[text.index(BEGIN) : text.index(END) + len(END)]
+    assert shown == record_tables(), f"docs/client.md's record tables are stale; they should read:\n{record_tables()}"
