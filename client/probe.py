@@ -141,49 +141,67 @@ def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_coun
         # W3C trace context: the server's span and log line join this trace.
         "traceparent": f"00-{trace_id}-{span_id}-01",
     }
-    status_code: int | None = None
-    resp_headers: dict[str, str] = {}
-    body = b""
-    error_type: str | None = None
-    error: str | None = None
     attempt = Attempt(budget, clock)
     started_at = time.time()
-
     with session() as s:
         try:
             # Building the request is the client's business, not the
             # server's: it is done before the clock starts.
             prepared = s.prepare_request(requests.Request(method, url, headers=headers))
         except (requests.RequestException, ValueError) as exc:  # e.g. a host name IDNA cannot encode
-            error_type, error = "dns", _short(f"cannot encode the host name: {exc}")
+            answer = _Answer(error_type="dns", error=_short(f"cannot encode the host name: {exc}"))
         else:
-            with attempt:
-                try:
-                    with s.send(prepared, timeout=(budget, budget), allow_redirects=False, stream=True) as resp:
-                        status_code = resp.status_code
-                        body = _read_body(resp)
-                        attempt.finish()  # the answer is in: closing is the client's business
-                        resp_headers = dict(resp.headers)
-                except _BodyTooLargeError:
-                    attempt.finish()
-                    error_type, error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"
-                except Exception as exc:  # noqa: BLE001 - every failure is a result
-                    attempt.finish()
-                    error_type, error = classify(exc)
-    if attempt.expired:
-        # Whatever the interrupted call raised, the cause is the budget,
-        # and the phase it ran out in says where it went.
-        error_type = TIMEOUT_OF_PHASE[attempt.phase]
-        status_code = status_code if attempt.phase == "transfer" else None
-    if error_type in _TIMEOUT_MESSAGES:
-        error = _TIMEOUT_MESSAGES[error_type].format(budget)
-    elif error_type == "connection_closed" and attempt.interim_codes:
-        error_type, error = "informational", f"closed after {attempt.interim_codes[-1]} without a final answer"
-    # status_code stays as sent when the headers came and the body failed.
+            answer = _send(s, prepared, attempt)
+    _explain(answer, attempt)
     return Exchange(
-        method, redact(url), status_code, round((attempt.end - attempt.start) * 1000, 3), error_type, error,
-        trace_id, resp_headers, body, tuple(attempt.interim_codes), started_at, attempt.phases(),
+        method, redact(url), answer.status_code, round((attempt.end - attempt.start) * 1000, 3),
+        answer.error_type, answer.error, trace_id, answer.headers, answer.body,
+        tuple(attempt.interim_codes), started_at, attempt.phases(),
     )  # fmt: skip
+
+
+@dataclass
+class _Answer:
+    """What came back. status_code stays as sent when the headers came and
+    the body failed."""
+
+    status_code: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error_type: str | None = None
+    error: str | None = None
+
+
+def _send(s: requests.Session, prepared: requests.PreparedRequest, attempt: Attempt) -> _Answer:
+    answer = _Answer()
+    with attempt:
+        try:
+            with s.send(prepared, timeout=(attempt.budget,) * 2, allow_redirects=False, stream=True) as resp:
+                answer.status_code = resp.status_code
+                answer.body = _read_body(resp)
+                attempt.finish()  # the answer is in: closing is the client's business
+                answer.headers = dict(resp.headers)
+        except _BodyTooLargeError:
+            attempt.finish()
+            answer.error_type, answer.error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"
+        except Exception as exc:  # noqa: BLE001 - every failure is a result
+            attempt.finish()
+            answer.error_type, answer.error = classify(exc)
+    return answer
+
+
+def _explain(answer: _Answer, attempt: Attempt) -> None:
+    """Name a timeout after the phase it interrupted, and a close after an
+    interim answer for what it is."""
+    if attempt.expired:
+        # Whatever the interrupted call raised, the cause is the budget.
+        answer.error_type = TIMEOUT_OF_PHASE[attempt.phase]
+        answer.status_code = answer.status_code if attempt.phase == "transfer" else None
+    if answer.error_type in _TIMEOUT_MESSAGES:
+        answer.error = _TIMEOUT_MESSAGES[answer.error_type].format(attempt.budget)
+    elif answer.error_type == "connection_closed" and attempt.interim_codes:
+        answer.error_type = "informational"
+        answer.error = f"closed after {attempt.interim_codes[-1]} without a final answer"
 
 
 _TIMEOUT_MESSAGES = {
