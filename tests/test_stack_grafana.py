@@ -216,6 +216,7 @@ def test_the_windows_on_a_common_screen() -> None:
         "Availability over time (client)": (30, 120),
         "Status codes seen by the client": (30, 120),
         "Latency seen by the client": (60, 120),
+        "Where does the time go? (client)": (60, 60),
         "Client errors by type": (30, 120),
         "Flaky mode and health": (60, 60),
     }
