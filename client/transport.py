@@ -44,9 +44,12 @@ TIMEOUT_OF_PHASE = {
     "transfer": "read_timeout",
 }
 
-#: How long an abandoned lookup may outlive its probe (getaddrinfo has its
-#: own retries); only so many are allowed at once, so a stalled resolver
-#: costs threads, not memory without end.
+#: Interim 1xx answers read before giving up, as Go's net/http does.
+MAX_INTERIM = 5
+
+#: A lookup abandoned at a deadline finishes in its own time (getaddrinfo
+#: has its own retries); at most this many may be pending at once, so a
+#: stalled resolver costs a few threads, not threads without end.
 MAX_PENDING_LOOKUPS = 8
 
 
@@ -214,15 +217,19 @@ class _Lookup:
 
 class _FinalResponse(http.client.HTTPResponse):
     """http.client's response, reading past every interim 1xx (but 101, which
-    is final) as Go's net/http and curl do; http.client skips only 100."""
+    is final) as Go's net/http and curl do; http.client skips only 100. Like
+    Go, it gives up after MAX_INTERIM of them."""
 
     def _read_status(self) -> tuple[str, int, str]:
+        interim = _current.get().interim_codes
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not 100 <= status < 200 or status == 101:
                 return version, status, reason
             http.client.parse_headers(self.fp)  # the interim answer's headers
-            _current.get().interim_codes.append(status)
+            if len(interim) == MAX_INTERIM:
+                raise http.client.HTTPException(f"more than {MAX_INTERIM} interim 1xx answers")
+            interim.append(status)
 
     def begin(self) -> None:
         super().begin()

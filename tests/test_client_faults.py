@@ -112,6 +112,7 @@ FAULTS = {
     "102 then 200": Fault(interim_then_final(102), 200, True, None, "transfer", (102,)),
     "103 then 200": Fault(interim_then_final(103), 200, True, None, "transfer", (103,)),
     "102, 103 then 200": Fault(interim_then_final(102, 103), 200, True, None, "transfer", (102, 103)),
+    "six 103s then 200": Fault(interim_then_final(*[103] * 6), None, False, "protocol", "wait", (103,) * 5),
     "103 then close": Fault(respond(b"HTTP/1.1 103 Early Hints\r\n\r\n"), None, False, "informational", "wait", (103,)),
     "101 with a body": Fault(respond(b"HTTP/1.1 101 Switching Protocols\r\n\r\nSwitching Protocols\n"),
                              101, False, "informational", "transfer"),
