@@ -205,9 +205,9 @@ def _explain(answer: _Answer, attempt: Attempt) -> None:
 
 
 _TIMEOUT_MESSAGES = {
-    "dns_timeout": "no address for the host within {:g} s",
-    "connect_timeout": "no connection within {:g} s",
-    "read_timeout": "no complete answer within {:g} s",
+    "dns_timeout": "no address for the host within {:.3g} s",
+    "connect_timeout": "no connection within {:.3g} s",
+    "read_timeout": "no complete answer within {:.3g} s",
 }
 
 

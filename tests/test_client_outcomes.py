@@ -169,11 +169,12 @@ def test_a_deadline_before_the_answer_ends_the_attempt_in_its_phase() -> None:
         attempt.enter("connect")
         clock.now += 0.3
         attempt.enter("wait")
-        attempt._expire()  # the timer
+        clock.now += 0.9
+        attempt._expire()  # the timer, 0.2 s late on a busy machine
         clock.now += 5
         attempt.enter("transfer")  # too late: ignored
         attempt.finish()
     assert attempt.expired
     assert attempt.phase == "wait"
-    assert attempt.end - attempt.start == 1.0
-    assert [p.name for p in attempt.phases()] == ["dns", "connect", "wait"]
+    assert attempt.end - attempt.start == pytest.approx(1.2)
+    assert [(p.name, round(p.ms)) for p in attempt.phases()] == [("dns", 0), ("connect", 300), ("wait", 900)]
