@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import idna
 
+from client.probe import hide_password
+
 LOG_FORMATS = ("json", "text")
 
 
@@ -255,7 +257,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         try:
             values[name] = None if raw is None else opt.parse(_plain(raw))
         except ValueError as exc:
-            raise ConfigError(f"invalid {source}: {exc}") from None
+            raise ConfigError(f"invalid {source}: {hide_password(str(exc), raw)}") from None
     config = Config(**values)
     if config.timeout >= config.interval:
         raise ConfigError(

@@ -17,7 +17,7 @@ from pathlib import Path
 import schedule
 
 from client.config import Config
-from client.probe import ProbeResult, ToggleResult, probe, redact, skipped_toggle, toggle_flaky
+from client.probe import ProbeResult, ToggleResult, hide_password, probe, redact, skipped_toggle, toggle_flaky
 from client.records import Events
 from client.summary import Window
 from client.transport import Clock
@@ -92,7 +92,7 @@ class Monitor:
             result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
         except Exception as exc:  # noqa: BLE001 - a bug in the probe is still a probe's outcome
             self.events.internal_error("probe", exc)
-            error = f"{type(exc).__name__}: {exc}"[:200]
+            error = hide_password(f"{type(exc).__name__}: {exc}", self.config.target)[:200]
             result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
         now = self.clock()
         self.window.add(now, result)

@@ -149,7 +149,7 @@ def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_coun
             # server's: it is done before the clock starts.
             prepared = s.prepare_request(requests.Request(method, url, headers=headers))
         except (requests.RequestException, ValueError) as exc:  # e.g. a host name IDNA cannot encode
-            answer = _Answer(error_type="dns", error=_short(f"cannot encode the host name: {exc}"))
+            answer = _Answer(error_type="dns", error=_short(hide_password(f"bad host in the URL: {exc}", url)))
         else:
             answer = _send(s, prepared, attempt)
     _explain(answer, attempt)
@@ -219,6 +219,16 @@ def redact(url: str) -> str:
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def hide_password(text: str, url: str) -> str:
+    """text with the password of url, if any, replaced by *** where text
+    quotes the URL (an error message may quote the URL it failed on)."""
+    try:
+        password = urlsplit(url.strip()).password
+    except ValueError:  # not a URL: nothing to hide
+        return text
+    return text.replace(f":{password}@", ":***@") if password else text
 
 
 class _BodyTooLargeError(Exception):

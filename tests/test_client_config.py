@@ -87,6 +87,23 @@ def test_errors_name_the_option(argv: list[str], env: dict[str, str], message: s
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--target", "http://u:s3cret@exa mple.invalid"],
+        ["--target", "ftp://u:s3cret@x"],
+        ["--target", " http://u:s3cret@x"],
+        ["--target", "http://u:s3cret@x:99999"],
+        ["--loki-url", "http://u:s3cret@/push"],
+    ],
+)
+def test_errors_never_show_a_password(argv: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(argv, {})
+    assert str(info.value).startswith(f"invalid {argv[0]}: ")
+    assert "s3cret" not in str(info.value)
+
+
 @pytest.mark.parametrize("flag", ["--intervall", "--int", "--time", "--loki"])
 def test_unknown_or_abbreviated_flag_exits_2(capsys: pytest.CaptureFixture[str], flag: str) -> None:
     with pytest.raises(SystemExit) as info:

@@ -209,6 +209,12 @@ def test_credentials_never_reach_the_result(fault_url: Callable[[Fault], str]) -
     assert "s3cret" not in repr(r)
 
 
+def test_a_bad_url_never_shows_its_password() -> None:
+    r = probe("http://u:s3cret@/status", BUDGET, TWO_XX)
+    assert (r.error_type, r.endpoint) == ("dns", "http://u:***@/status"), r
+    assert "s3cret" not in repr(r)
+
+
 def test_each_probe_reports_its_own_answer(fault_server: Callable[..., FaultServer]) -> None:
     """Connection n gets answer n; bytes after a 101 stay on their own
     connection."""
