@@ -147,8 +147,10 @@ class Attempt:
     def resolve(self, host: str, port: int) -> list[Any]:
         """getaddrinfo in a worker thread, waited for until the deadline."""
         lookup = _Lookup(host, port)
-        if not lookup.start():
-            raise DNSTimeoutError(f"{MAX_PENDING_LOOKUPS} lookups are still pending: the resolver is stalled")
+        if not lookup.start():  # not a timeout: this lookup was never tried
+            raise socket.gaierror(
+                socket.EAI_AGAIN, f"{MAX_PENDING_LOOKUPS} lookups still pending: the resolver is stalled"
+            )
         if not lookup.done.wait(max(self.remaining(), 0)):
             raise DNSTimeoutError(f"{host} did not resolve within {self.budget:g} s")
         if lookup.error is not None:

@@ -185,6 +185,28 @@ def test_stalled_resolver_is_a_dns_timeout(monkeypatch: pytest.MonkeyPatch) -> N
     assert r.phases_ms == {"dns": r.duration_ms, "connect": None, "tls": None, "wait": None, "transfer": None}
 
 
+def test_a_stalled_resolver_costs_a_few_threads_not_one_per_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Abandoned lookups are bounded: once MAX_PENDING_LOOKUPS hang, a probe
+    fails at once as dns (not a dns_timeout it never waited for)."""
+    release = threading.Event()
+
+    def stalled(*_: object) -> list[object]:
+        release.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "stalled")
+
+    monkeypatch.setattr(transport, "getaddrinfo", stalled)
+    try:
+        results = [
+            probe("http://status.invalid/status", 0.05, TWO_XX) for _ in range(transport.MAX_PENDING_LOOKUPS + 1)
+        ]
+    finally:
+        release.set()
+    assert {r.error_type for r in results[:-1]} <= {"dns_timeout", "dns"}, results
+    last = results[-1]
+    assert (last.error_type, last.duration_ms < 50) == ("dns", True), last
+    assert "the resolver is stalled" in (last.error or ""), last
+
+
 def test_unknown_host_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def unknown(*_: object) -> list[object]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
