@@ -57,8 +57,12 @@ class Stop:
                 os.read(self._read, 512)
 
     def close(self) -> None:
-        os.close(self._read)
-        os.close(self._write)
+        # The handler stays installed: a late signal must find no descriptor
+        # (os.write(-1) fails, quietly) rather than one reused by a file.
+        read, write = self._read, self._write
+        self._read = self._write = -1
+        os.close(read)
+        os.close(write)
 
 
 class Monitor:

@@ -8,11 +8,13 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from client.config import parse_config
@@ -132,6 +134,20 @@ def test_stop_ends_the_loop_promptly() -> None:
     thread.join(10)
     assert time.monotonic() - began < config.interval / 2, "the loop slept on instead of waking"
     assert monitor.probes == 1
+
+
+def test_a_stop_requested_after_close_writes_nowhere(tmp_path: Path) -> None:
+    stop = Stop()
+    stop.close()
+    files = [tmp_path / "a", tmp_path / "b"]
+    reused = [os.open(f, os.O_WRONLY | os.O_CREAT) for f in files]  # likely the pipe's two descriptors
+    try:
+        stop.request()
+    finally:
+        for fd in reused:
+            os.close(fd)
+    assert [f.read_bytes() for f in files] == [b"", b""]
+    assert stop.requested
 
 
 def test_a_signal_stops_the_loop_in_the_main_thread() -> None:
