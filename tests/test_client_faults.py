@@ -159,6 +159,20 @@ def test_slow_answer_is_waited_for(fault_url: Callable[[Fault], str]) -> None:
     assert r.phases_ms["wait"] >= 300 - GRANULARITY_S * 1000, r.phases_ms
 
 
+def test_a_stalled_tls_handshake_is_a_connect_timeout(fault_server: Callable[..., FaultServer]) -> None:
+    """The tls phase: the server takes the ClientHello and never answers."""
+
+    def no_server_hello(conn: socket.socket) -> None:
+        while conn.recv(65536):  # until the client gives up and closes
+            pass
+
+    url = fault_server(no_server_hello).url.replace("http://", "https://")
+    r = probe(url + "/status", BUDGET, TWO_XX)
+    assert (r.status_code, r.success, r.error_type) == (None, False, "connect_timeout"), r
+    assert BUDGET - GRANULARITY_S <= r.duration_ms / 1000 <= BUDGET + MARGIN_S, r
+    assert [p for p, ms in r.phases_ms.items() if ms is not None] == ["dns", "connect", "tls"], r.phases_ms
+
+
 def test_name_resolution_is_timed(fault_url: Callable[[Fault], str]) -> None:
     url = fault_url(FAULTS["ok"]).replace("127.0.0.1", "localhost")
     r = probe(url + "/status", BUDGET, TWO_XX)
