@@ -73,3 +73,13 @@ def test_availability_is_judged_before_it_is_cut() -> None:
     s = w.summary(0)
     assert (s.availability, s.verdict) == (98.99, DEGRADED)
     assert s.reason == "availability 98.99% < 99%"
+
+
+@pytest.mark.parametrize(
+    ("successes", "probes", "shown"), [(23, 125, 18.4), (41, 125, 32.8), (23, 250, 9.2), (2, 3, 66.66)]
+)
+def test_an_exact_availability_is_shown_as_it_is(successes: int, probes: int, shown: float) -> None:
+    w = Window(30)
+    for i in range(probes):
+        w.add(0, result(success=i < successes))
+    assert w.summary(0).availability == shown
