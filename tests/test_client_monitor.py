@@ -83,9 +83,7 @@ def test_rhythm_does_not_drift_with_the_probe_duration() -> None:
         return ok(150)
 
     monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=slow_probe)
-    begin = time.monotonic()
     run_for(monitor, lambda: len(starts) >= 9)
-    assert starts[0] - begin < config.interval, "the first probe runs at start, not one interval later"
     mean_gap = (starts[8] - starts[0]) / 8
     assert mean_gap < config.interval + 0.15 / 2, starts  # drifting, it would be 0.35
 
@@ -133,7 +131,7 @@ def test_stop_ends_the_loop_promptly() -> None:
     stop.request()
     thread.join(10)
     assert time.monotonic() - began < config.interval / 2, "the loop slept on instead of waking"
-    assert monitor.probes == 1
+    assert monitor.probes == 1, "the first probe runs at start, not one interval (10 s) later"
 
 
 def test_a_stop_requested_after_close_writes_nowhere(tmp_path: Path) -> None:
