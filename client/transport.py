@@ -256,7 +256,10 @@ class _ProbeConnection(HTTPConnection):
         return sock
 
     def connect(self) -> None:
-        super().connect()
+        try:
+            super().connect()
+        except TimeoutError as exc:  # in the TLS handshake: urllib3 would call it a read timeout
+            raise ConnectTimeoutError(self, f"TLS handshake with {self.host} timed out") from exc
         _current.get().enter("wait")
 
 

@@ -81,6 +81,12 @@ def trickle_headers(conn: socket.socket) -> None:
         time.sleep(0.02)
 
 
+def no_server_hello(conn: socket.socket) -> None:
+    """Takes a TLS ClientHello and never answers it."""
+    while conn.recv(65536):  # until the client gives up and closes
+        pass
+
+
 def interim_then_final(*codes: int) -> Handler:
     """The exercise's server: interim answers, a pause, then the final 200."""
 
@@ -162,15 +168,31 @@ def test_slow_answer_is_waited_for(fault_url: Callable[[Fault], str]) -> None:
 def test_a_stalled_tls_handshake_is_a_connect_timeout(fault_server: Callable[..., FaultServer]) -> None:
     """The tls phase: the server takes the ClientHello and never answers."""
 
-    def no_server_hello(conn: socket.socket) -> None:
-        while conn.recv(65536):  # until the client gives up and closes
-            pass
-
     url = fault_server(no_server_hello).url.replace("http://", "https://")
     r = probe(url + "/status", BUDGET, TWO_XX)
     assert (r.status_code, r.success, r.error_type) == (None, False, "connect_timeout"), r
     assert BUDGET - GRANULARITY_S <= r.duration_ms / 1000 <= BUDGET + MARGIN_S, r
     assert [p for p, ms in r.phases_ms.items() if ms is not None] == ["dns", "connect", "tls"], r.phases_ms
+
+
+STALLED_HANDSHAKE = Fault(no_server_hello, None, False, "connect_timeout", "tls", hangs=True)  # over https
+
+
+@pytest.mark.parametrize(
+    ("scheme", "fault"),
+    [("http", FAULTS["full accept queue"]), ("https", STALLED_HANDSHAKE),
+     ("http", FAULTS["hanging"]), ("http", FAULTS["hanging after headers"])],
+    ids=["full accept queue", "stalled handshake", "hanging", "hanging after headers"],
+)  # fmt: skip
+def test_a_timeout_is_named_after_its_phase_when_the_timer_is_late(
+    monkeypatch: pytest.MonkeyPatch, fault_url: Callable[[Fault], str], scheme: str, fault: Fault
+) -> None:
+    """On a loaded machine the sockets' own timeouts can beat the budget's
+    timer; whatever urllib3 calls them, the phase names the timeout."""
+    monkeypatch.setattr(transport.Attempt, "_expire", lambda _: None)  # a timer that never gets the CPU
+    url = fault_url(fault).replace("http://", f"{scheme}://")
+    r = probe(url + "/status", 0.3, TWO_XX)
+    assert (r.status_code, r.error_type) == (fault.status, fault.error_type), r
 
 
 def test_name_resolution_is_timed(fault_url: Callable[[Fault], str]) -> None:
