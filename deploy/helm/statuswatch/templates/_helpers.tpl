@@ -74,11 +74,3 @@ runAsGroup: {{ .uid }}
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
-
-{{/* Tracing environment shared by both programs. */}}
-{{- define "statuswatch.tracingEnv" -}}
-{{- with .Values.tracing.otlpEndpoint }}
-- name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
-  value: {{ printf "%s/v1/traces" (trimSuffix "/" .) | quote }}
-{{- end }}
-{{- end }}
