@@ -17,9 +17,11 @@ from tests.helm.chart import (
     CI_VALUES,
     LIMITS_BELOW_REQUESTS,
     NAMESPACE,
+    ODD_FILES,
     RELEASE,
     Breakage,
     Manifest,
+    chart_with_odd_names,
     enabled,
     find,
     helm,
@@ -116,6 +118,17 @@ def test_server_accepts_every_object(cluster: Cluster, tmp_path: Path, values: P
     assert code == 0, output
     assert output.count("(server dry run)") == len(manifest), output
     assert "PodSecurity" not in output, output
+
+
+def test_server_accepts_the_names_made_from_odd_file_names(cluster: Cluster, tmp_path: Path) -> None:
+    """Rule files, dashboards and tenant folders named with upper case, "_"
+    and "." (tests/helm/chart.py ODD_FILES): their objects' names pass the
+    API server's own name validation."""
+    manifest = render(chart=chart_with_odd_names(tmp_path), crds=True)
+    odd = [find(manifest, kind, suffix) for kind, suffix in ODD_FILES.values()]
+    code, output = apply_dry_run(cluster, write_manifest(tmp_path / "odd.yaml", odd))
+    assert code == 0, output
+    assert output.count("(server dry run)") == len(odd), output
 
 
 @pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda b: b.name)

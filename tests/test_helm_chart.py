@@ -23,7 +23,10 @@ from tests.helm.chart import (
     MATRIX,
     MATRIX_IDS,
     NAMESPACE,
+    OBJECT_NAME,
+    ODD_FILES,
     Manifest,
+    chart_with_odd_names,
     container_env,
     enabled,
     find,
@@ -99,6 +102,29 @@ def test_rules_and_dashboards_are_the_repository_files() -> None:
         configmap = find(manifest, "ConfigMap", f"-loki-rules-{tenant.name}")
         assert configmap["metadata"]["annotations"] == {"k8s-sidecar-target-directory": tenant.name}
         assert configmap["data"] == {p.name: p.read_text() for p in sorted(tenant.glob("*.yml"))}
+
+
+def test_file_names_become_valid_object_names(tmp_path: Path) -> None:
+    """Rule files, dashboards and tenant folders with upper case, "_" or "."
+    in their names (slo_x.yml) still give valid object names; the Loki
+    ruler's folder keeps the tenant's name as it is."""
+    manifest = render(chart=chart_with_odd_names(tmp_path), crds=True)
+    for doc in manifest:
+        name = doc["metadata"]["name"]
+        assert OBJECT_NAME.fullmatch(name), f"{doc['kind']} {name!r} is no object name"
+        assert len(name) <= 253, name
+    for kind, suffix in ODD_FILES.values():
+        find(manifest, kind, suffix)
+    tenant = find(manifest, "ConfigMap", "-loki-rules-team-a")
+    assert tenant["metadata"]["annotations"] == {"k8s-sidecar-target-directory": "Team_A"}
+
+
+def test_two_files_of_one_object_name_are_refused(tmp_path: Path) -> None:
+    chart = chart_with_odd_names(tmp_path)
+    (chart / "files/prometheus-rules/slo-availability.yml").write_text("groups: []\n")
+    out = run(template_args(chart=chart, crds=True))
+    assert out.returncode != 0
+    assert "slo-availability.yml and SLO_availability.yml both make the object name" in out.stderr, out.stderr
 
 
 def test_links_point_into_the_repository() -> None:

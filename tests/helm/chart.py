@@ -4,6 +4,8 @@ rendering it with a real Helm (make test builds one)."""
 from __future__ import annotations
 
 import copy
+import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,3 +150,29 @@ def enabled(values: Path, section: str) -> bool:
     """Whether a values file leaves <section>.enabled on (the default)."""
     settings = yaml.safe_load(values.read_text()) or {}
     return bool(settings.get(section, {}).get("enabled", True))
+
+
+# A Kubernetes object name (DNS-1123 subdomain), as apimachinery checks it.
+OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+# Files named as no object may be, added to a copy of the chart, and the
+# object names they must get.
+ODD_FILES = {
+    "files/prometheus-rules/SLO_availability.yml": ("PrometheusRule", "-slo-availability"),
+    "files/dashboards/Status_Server.v2.json": ("ConfigMap", "-dashboard-status-server-v2"),
+    "files/loki-rules/Team_A/monitor.yml": ("ConfigMap", "-loki-rules-team-a"),
+}
+
+
+def chart_with_odd_names(path: Path) -> Path:
+    """A copy of the chart, links resolved, with the files of ODD_FILES
+    added (copies of the repository's rule files and dashboard)."""
+    chart = path / "statuswatch"
+    shutil.copytree(CHART, chart, symlinks=False)
+    sources = {"prometheus-rules": "server.yml", "dashboards": "status-server.json", "loki-rules": "fake/monitor.yml"}
+    for name in ODD_FILES:
+        kind = name.split("/")[1]
+        target = chart / name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(chart / "files" / kind / sources[kind], target)
+    return chart

@@ -35,6 +35,22 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* An object name for a file or folder name: lower case, every run of
+characters a DNS subdomain cannot hold ("_", ".", upper case) as one "-".
+The rule files, dashboards and tenant folders are named freely. */}}
+{{- define "statuswatch.nameOf" -}}
+{{- regexReplaceAll "[^a-z0-9-]+" (lower .) "-" | trimAll "-" }}
+{{- end }}
+
+{{/* Records that file (base name) makes the object name, in seen (a dict);
+fails when another file made it already: (dict "seen" $seen "name" $name "file" $file). */}}
+{{- define "statuswatch.claimName" -}}
+{{- with get .seen .name }}
+{{- fail (printf "%s and %s both make the object name %s: rename one" $.file . $.name) }}
+{{- end }}
+{{- $_ := set .seen .name .file }}
+{{- end }}
+
 {{- define "statuswatch.serviceAccountName" -}}
 {{- default (include "statuswatch.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
