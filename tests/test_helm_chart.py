@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from client.config import OPTIONS, parse_config
+from client.config import OPTIONS, ConfigError, parse_config
 from tests.conftest import GoServer
 from tests.helm.chart import (
     BAD_VALUES,
@@ -25,6 +25,7 @@ from tests.helm.chart import (
     NAMESPACE,
     OBJECT_NAME,
     ODD_FILES,
+    REFUSED_VALUES,
     Manifest,
     chart_with_odd_names,
     container_env,
@@ -58,6 +59,27 @@ def test_schema_refuses_bad_values(bad: Path) -> None:
         assert out.returncode != 0, f"{' '.join(args[:2])} accepted {bad.name}"
         assert "values don't meet the specifications of the schema" in out.stdout + out.stderr
         assert word in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+# The client's options by the chart's value names.
+CLIENT_ENV = {"interval": "PROBE_INTERVAL", "timeout": "PROBE_TIMEOUT", "summaryInterval": "SUMMARY_INTERVAL"}
+
+
+@pytest.mark.parametrize("refused", REFUSED_VALUES, ids=lambda p: p.stem)
+def test_chart_refuses_what_the_client_refuses(refused: Path) -> None:
+    """Settings each valid alone but not together: the chart's templates
+    refuse them, naming them (helm template, install and upgrade fail; lint
+    only logs a template's fail, by Helm's design), and so does the
+    monitor's own parser, which would otherwise crash-loop the pod."""
+    out = run(template_args(refused))
+    assert out.returncode != 0, f"helm template accepted {refused.name}"
+    assert "values don't meet the specifications of the schema" not in out.stderr
+    assert rejected_word(refused) in out.stderr, out.stderr
+    env = container_env(render(), "client")
+    settings = yaml.safe_load(refused.read_text())["client"]
+    env.update({CLIENT_ENV[key]: str(value) for key, value in settings.items()})
+    with pytest.raises(ConfigError):
+        parse_config([], env)
 
 
 @pytest.mark.parametrize(("values", "crds"), MATRIX, ids=MATRIX_IDS)

@@ -32,6 +32,9 @@ MATRIX_IDS = [f"{values.name.removesuffix('-values.yaml')}-{'crds' if crds else 
 # Values the schema must refuse; each file's first line says what the error
 # names ("# rejected: <word>").
 BAD_VALUES = sorted((ROOT / "tests/helm/bad-values").glob("*.yaml"))
+# Values the schema takes but the chart's templates refuse (checks across
+# options no JSON schema expresses); first line as above.
+REFUSED_VALUES = sorted((ROOT / "tests/helm/refused-values").glob("*.yaml"))
 
 Manifest = list[dict[str, Any]]
 

@@ -51,6 +51,19 @@ fails when another file made it already: (dict "seen" $seen "name" $name "file" 
 {{- $_ := set .seen .name .file }}
 {{- end }}
 
+{{/* The client's checks across options (client/config.py parse_config),
+which a JSON schema cannot express: refused here, not in a crash loop. */}}
+{{- define "statuswatch.checkClient" -}}
+{{- with .Values.client }}
+{{- if ge (float64 .timeout) (float64 .interval) }}
+{{- fail (printf "client.timeout (%v s) must be shorter than client.interval (%v s): a probe could still run when the next one is due, and the monitor refuses to start" .timeout .interval) }}
+{{- end }}
+{{- if lt (float64 .summaryInterval) (float64 .interval) }}
+{{- fail (printf "client.summaryInterval (%v s) must be at least client.interval (%v s): a summary would see no probe, and the monitor refuses to start" .summaryInterval .interval) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "statuswatch.serviceAccountName" -}}
 {{- default (include "statuswatch.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
