@@ -29,8 +29,8 @@ CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 MATRIX = [(values, crds) for values in CI_VALUES for crds in (False, True)]
 MATRIX_IDS = [f"{values.name.removesuffix('-values.yaml')}-{'crds' if crds else 'nocrds'}" for values, crds in MATRIX]
 
-# Values the schema must refuse; each file's first line says what the error
-# names ("# rejected: <word>").
+# Values the schema must refuse; each file's first line is what Helm's error
+# says ("# rejected: <text>"): where in the values, and why.
 BAD_VALUES = sorted((ROOT / "tests/helm/bad-values").glob("*.yaml"))
 # Values the schema takes but the chart's templates refuse (checks across
 # options no JSON schema expresses); first line as above.
