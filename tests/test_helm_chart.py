@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from client import healthcheck
 from client.config import OPTIONS, ConfigError, parse_config
 from tests.conftest import GoServer
 from tests.helm.chart import (
@@ -124,6 +125,40 @@ def test_rules_and_dashboards_are_the_repository_files() -> None:
         configmap = find(manifest, "ConfigMap", f"-loki-rules-{tenant.name}")
         assert configmap["metadata"]["annotations"] == {"k8s-sidecar-target-directory": tenant.name}
         assert configmap["data"] == {p.name: p.read_text() for p in sorted(tenant.glob("*.yml"))}
+
+
+def test_every_loki_rule_file_reaches_the_chart() -> None:
+    """Loki's local rule store reads every file of a tenant's folder, the
+    chart only <tenant>/*.yml: a rule file named otherwise (slo.yaml, or
+    one level deeper) would run under compose and be missing on Kubernetes.
+    New files need no change to the chart; this says when one would."""
+    files = {p.relative_to(ROOT / "loki/rules") for p in (ROOT / "loki/rules").rglob("*") if p.is_file()}
+    assert files, "no Loki rule files"
+    for path in files:
+        assert len(path.parts) == 2, f"loki/rules/{path}: the chart reads loki/rules/<tenant>/*.yml only"
+        assert path.suffix == ".yml", f"loki/rules/{path}: the chart reads loki/rules/<tenant>/*.yml only"
+
+
+def test_heartbeat_file_is_on_a_writable_volume(tmp_path: Path) -> None:
+    """The root file system is read-only: the monitor's heartbeat file must
+    be on a mounted volume, and its liveness probe's check, with the
+    rendered environment, passes on a fresh heartbeat and fails on none."""
+    manifest = render()
+    pod = find(manifest, "Deployment", "-client")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = container_env(manifest, "client")
+    heartbeat = Path(env["HEARTBEAT_FILE"])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    covering = [m for m in mounts if heartbeat.is_relative_to(m)]
+    assert len(covering) == 1, f"{heartbeat} is on no writable volume (mounts: {sorted(mounts)})"
+    mount = covering[0]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mounts[mount]]
+    assert "emptyDir" in volume
+    assert container["livenessProbe"]["exec"]["command"] == ["python", "-m", "client.healthcheck"]
+    env["HEARTBEAT_FILE"] = str(tmp_path / heartbeat.relative_to(mount))
+    assert healthcheck.main(env) == 1  # no probe finished yet
+    Path(env["HEARTBEAT_FILE"]).touch()
+    assert healthcheck.main(env) == 0
 
 
 def test_file_names_become_valid_object_names(tmp_path: Path) -> None:
