@@ -62,25 +62,33 @@ def test_schema_refuses_bad_values(bad: Path) -> None:
         assert word in out.stdout + out.stderr, out.stdout + out.stderr
 
 
-# The client's options by the chart's value names.
+# The programs' settings by the chart's value names.
 CLIENT_ENV = {"interval": "PROBE_INTERVAL", "timeout": "PROBE_TIMEOUT", "summaryInterval": "SUMMARY_INTERVAL"}
+SERVER_ENV = {"maxDelay": "SERVER_MAX_DELAY"}
 
 
 @pytest.mark.parametrize("refused", REFUSED_VALUES, ids=lambda p: p.stem)
-def test_chart_refuses_what_the_client_refuses(refused: Path) -> None:
-    """Settings each valid alone but not together: the chart's templates
-    refuse them, naming them (helm template, install and upgrade fail; lint
-    only logs a template's fail, by Helm's design), and so does the
-    monitor's own parser, which would otherwise crash-loop the pod."""
+def test_chart_refuses_what_the_programs_refuse(refused: Path, server_binary: Path) -> None:
+    """Settings the schema cannot judge (options valid alone but not
+    together, a bound on a duration): the chart's templates refuse them,
+    naming them (helm template, install and upgrade fail; lint only logs a
+    template's fail, by Helm's design), and so does the program itself,
+    which would otherwise crash-loop the pod."""
     out = run(template_args(refused))
     assert out.returncode != 0, f"helm template accepted {refused.name}"
     assert "values don't meet the specifications of the schema" not in out.stderr
     assert rejected_word(refused) in out.stderr, out.stderr
-    env = container_env(render(), "client")
-    settings = yaml.safe_load(refused.read_text())["client"]
-    env.update({CLIENT_ENV[key]: str(value) for key, value in settings.items()})
-    with pytest.raises(ConfigError):
-        parse_config([], env)
+    settings = yaml.safe_load(refused.read_text())
+    if "client" in settings:
+        env = container_env(render(), "client")
+        env.update({CLIENT_ENV[key]: str(value) for key, value in settings["client"].items()})
+        with pytest.raises(ConfigError):
+            parse_config([], env)
+    if "server" in settings:
+        env = {"SERVER_ADDR": "127.0.0.1:0", "SERVER_METRICS_ADDR": "127.0.0.1:0", "PATH": "/usr/bin:/bin"}
+        env.update({SERVER_ENV[key]: str(value) for key, value in settings["server"].items()})
+        server = subprocess.run([str(server_binary)], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert server.returncode == 2, server.stderr  # bad configuration
 
 
 @pytest.mark.parametrize(("values", "crds"), MATRIX, ids=MATRIX_IDS)

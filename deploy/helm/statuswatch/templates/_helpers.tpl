@@ -64,6 +64,20 @@ which a JSON schema cannot express: refused here, not in a crash loop. */}}
 {{- end }}
 {{- end }}
 
+{{/* The server's bound on -max-delay (server/config.go maxDelayFlag),
+which the schema's duration pattern cannot express. */}}
+{{- define "statuswatch.checkServer" -}}
+{{- $units := dict "ns" 1.0 "us" 1e3 "µs" 1e3 "ms" 1e6 "s" 1e9 "m" 6e10 }}
+{{- $ns := 0.0 }}
+{{- range regexFindAll "[0-9.]+[^0-9.]+" .Values.server.maxDelay -1 }}
+{{- $number := regexFind "^[0-9.]+" . }}
+{{- $ns = addf $ns (mulf (float64 $number) (get $units (trimPrefix $number .))) }}
+{{- end }}
+{{- if gt $ns 6e10 }}
+{{- fail (printf "server.maxDelay (%s) must be at most 1m, and the server refuses to start" .Values.server.maxDelay) }}
+{{- end }}
+{{- end }}
+
 {{- define "statuswatch.serviceAccountName" -}}
 {{- default (include "statuswatch.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
