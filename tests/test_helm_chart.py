@@ -296,7 +296,10 @@ def test_server_starts_with_its_rendered_environment(values: Path, go_server: Ca
     """The server's own flag parsing takes the environment the chart renders
     (the listen addresses are the test's; nothing is exported over OTLP)."""
     env = container_env(render(values), "server")
-    assert {name for name in env if not name.startswith("OTEL_")} <= _server_env_names()
+    # The OTel SDK reads these (server/telemetry.go: resource.WithFromEnv,
+    # otlptracehttp and otlploghttp take the signal's full endpoint URL).
+    otel = {"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"}
+    assert set(env) <= _server_env_names() | otel
     env = {k: v for k, v in env.items() if not k.startswith("OTEL_EXPORTER_")}
     server = go_server(env=env)
     assert server.proc.poll() is None
