@@ -112,7 +112,10 @@ def test_server_accepts_every_object(cluster: Cluster, tmp_path: Path, values: P
     if enabled(values, "serviceMonitor"):
         assert "ServiceMonitor" in kinds(manifest), "Helm did not see the CRDs the server serves"
         assert "- a ServiceMonitor (job=" in notes, notes
+    if enabled(values, "prometheusRule"):
+        assert "PrometheusRule" in kinds(manifest), "Helm did not see the CRDs the server serves"
     assert "NO ServiceMonitor" not in notes, notes
+    assert "NO PrometheusRules" not in notes, notes
     create_namespace(cluster, tmp_path, namespace, manifest)
     code, output = apply_dry_run(cluster, write_manifest(tmp_path / "manifest.yaml", manifest), namespace)
     assert code == 0, output

@@ -34,6 +34,7 @@ from tests.helm.chart import (
     find,
     helm,
     kinds,
+    parse,
     rejected_word,
     render,
     run,
@@ -96,6 +97,16 @@ def test_monitoring_objects_only_with_the_crds(values: Path, crds: bool) -> None
     manifest = render(values, crds)
     assert ("ServiceMonitor" in kinds(manifest)) == (crds and enabled(values, "serviceMonitor"))
     assert ("PrometheusRule" in kinds(manifest)) == (crds and enabled(values, "prometheusRule"))
+
+
+def test_each_monitoring_kind_needs_its_own_crd() -> None:
+    """A cluster with the ServiceMonitor CRD only gets no PrometheusRule,
+    which it would refuse."""
+    only = ["--api-versions", "monitoring.coreos.com/v1", "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]
+    out = run([*template_args(), *only])
+    assert out.returncode == 0, out.stderr
+    assert "ServiceMonitor" in kinds(parse(out.stdout))
+    assert "PrometheusRule" not in kinds(parse(out.stdout))
 
 
 def test_defaults_render_every_object() -> None:

@@ -21,7 +21,13 @@ RELEASE = "sw"
 NAMESPACE = "statuswatch"
 # The Kubernetes version the schemas and the API server are of.
 KUBE_VERSION = "v1.37.2"
-MONITORING_API = "monitoring.coreos.com/v1"
+# What Helm lists for the prometheus-operator CRDs (a real API server's
+# discovery gives group/version and group/version/kind).
+MONITORING_APIS = (
+    "monitoring.coreos.com/v1",
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+)
 
 # What tiers 1 and 2 render: each ci/*-values.yaml, with and without the
 # prometheus-operator CRDs served (tier 3's API server serves them).
@@ -54,7 +60,7 @@ def template_args(values: Path | None = None, crds: bool = False, chart: Path = 
     if values is not None:
         args += ["--values", str(values)]
     if crds:
-        args += ["--api-versions", MONITORING_API]
+        args += [arg for api in MONITORING_APIS for arg in ("--api-versions", api)]
     return args
 
 

@@ -96,9 +96,11 @@ which the schema's duration pattern cannot express. */}}
 {{- printf "http://%s-server.%s.svc:%d" (include "statuswatch.fullname" .) .Release.Namespace (int .Values.server.service.port) }}
 {{- end }}
 
-{{/* Whether the cluster serves the prometheus-operator CRDs. */}}
-{{- define "statuswatch.hasMonitoringCRDs" -}}
-{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}true{{ end }}
+{{/* Whether the cluster serves a prometheus-operator kind, by its CRD:
+(dict "ctx" $ "kind" "ServiceMonitor"). Each kind on its own: a cluster may
+have some of the CRDs only (those an OpenTelemetry target allocator uses). */}}
+{{- define "statuswatch.serves" -}}
+{{- if .ctx.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) }}true{{ end }}
 {{- end }}
 
 {{/* The hardening every container gets, as in docker-compose.yml. */}}
