@@ -108,7 +108,7 @@ dist:
 	@if [ -n "$$(git status --porcelain)" ]; then \
 	  echo "make dist: warning: these changes are not committed and not in the archive:" >&2; \
 	  git status --short >&2; fi
-	@tmp=$$(mktemp -d) && git clone --quiet . "$$tmp/statuswatch" \
+	@tmp=$$(mktemp -d) && git clone --quiet --no-hardlinks . "$$tmp/statuswatch" \
 	  && git -C "$$tmp/statuswatch" remote remove origin \
 	  && mkdir -p $(dir $(DIST)) && tar -czf $(DIST) -C "$$tmp" statuswatch && rm -rf "$$tmp"
 	@echo "Wrote $(DIST)"
