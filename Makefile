@@ -46,12 +46,17 @@ tests/logql/node_modules/.installed: tests/logql/package-lock.json
 	$(NPM) ci --prefix tests/logql --no-audit --no-fund --silent
 	touch $@
 
+tests/traceql/node_modules/.installed: tests/traceql/package-lock.json
+	$(NPM) ci --prefix tests/traceql --no-audit --no-fund --silent
+	touch $@
+
 client-lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check client tests bench
 	$(VENV)/bin/ruff format --check client tests bench
 	$(VENV)/bin/mypy client
 
-pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed bench-tools
+pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed \
+  tests/traceql/node_modules/.installed bench-tools
 	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus REQUIRE_STACK_TOOLS=1 \
 	  $(PY) -m pytest
 

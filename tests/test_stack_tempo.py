@@ -1,0 +1,92 @@
+"""Tempo: its configuration, checked against what Tempo 3 documents, and
+the dashboard's TraceQL, parsed with Grafana's own TraceQL grammar. (No
+Tempo runs here: its Go module is not served by the module proxy, and a
+build takes minutes; docs/traces.md says how it was run by hand.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack import ROOT, load_yaml, tool
+
+TRACEQL = ROOT / "tests/traceql"
+
+#: The top-level blocks of Tempo 3.0's configuration (its documentation's
+#: "Configure Tempo" page and manifest). The parser refuses anything else.
+TEMPO_3_BLOCKS = {
+    "target", "auth_enabled", "multitenancy_enabled", "shutdown_delay", "stream_over_http_enabled",
+    "http_api_prefix", "enable_go_runtime_metrics", "span_profiling", "memory", "server", "internal_server",
+    "distributor", "live_store_client", "querier", "query_frontend", "metrics_generator", "ingest",
+    "block_builder", "storage", "overrides", "memberlist", "usage_report", "cache", "backend_scheduler",
+    "backend_scheduler_client", "backend_worker", "live_store",
+}  # fmt: skip
+#: Blocks of Tempo 2 that make Tempo 3 refuse to start.
+TEMPO_2_BLOCKS = {"ingester", "compactor", "metrics_generator_client"}
+
+
+def config() -> dict[str, Any]:
+    c: dict[str, Any] = load_yaml("tempo/tempo.yml")
+    return c
+
+
+def test_only_tempo_3_blocks() -> None:
+    assert set(config()) <= TEMPO_3_BLOCKS, set(config()) - TEMPO_3_BLOCKS
+    assert not set(config()) & TEMPO_2_BLOCKS
+
+
+def test_otlp_http_listens_beyond_localhost() -> None:
+    receivers = config()["distributor"]["receivers"]
+    assert receivers == {"otlp": {"protocols": {"http": {"endpoint": "0.0.0.0:4318"}}}}
+
+
+def test_everything_is_written_under_var_tempo() -> None:
+    c = config()
+    trace = c["storage"]["trace"]
+    assert trace["backend"] == "local"
+    paths = [trace["wal"]["path"], trace["local"]["path"], c["metrics_generator"]["storage"]["path"]]
+    assert all(p.startswith("/var/tempo/") for p in paths), paths
+
+
+def test_tempo_phones_no_one_and_stops_within_dockers_grace() -> None:
+    c = config()
+    assert c["usage_report"]["reporting_enabled"] is False
+    timeout = c["backend_worker"]["finish_on_shutdown_timeout"]
+    assert timeout.endswith("s")
+    assert float(timeout[:-1]) < 10, "docker stop kills after 10 s"
+
+
+def test_the_metrics_generator_writes_into_prometheus() -> None:
+    c = config()
+    (remote,) = c["metrics_generator"]["storage"]["remote_write"]
+    assert remote == {"url": "http://prometheus:9090/api/v1/write", "send_exemplars": True}
+    assert set(c["overrides"]["defaults"]["metrics_generator"]["processors"]) == {"service-graphs", "span-metrics"}
+
+
+def parse(queries: list[str]) -> list[dict[str, Any]]:
+    node = tool("NODE", "node")
+    if not (TRACEQL / "node_modules").is_dir():
+        pytest.fail("run make test (npm ci --prefix tests/traceql) to install the TraceQL grammar")
+    out = subprocess.run(
+        [node, str(TRACEQL / "parse.mjs")], input=json.dumps(queries), capture_output=True, text=True, check=True
+    )
+    parsed: list[dict[str, Any]] = json.loads(out.stdout)
+    return parsed
+
+
+def test_the_grammar_finds_errors() -> None:
+    good, bad = '{resource.service.name="status-monitor" && status=error}', "{status=error && duration > }"
+    parsed_good, parsed_bad = parse([good, bad])
+    assert parsed_good["errors"] == []
+    assert parsed_bad["errors"]
+
+
+def test_grammar_is_pinned() -> None:
+    package = json.loads((TRACEQL / "package.json").read_text())
+    version = package["dependencies"]["@grafana/lezer-traceql"]
+    assert version[0].isdigit(), "an exact version"
+    assert Path(TRACEQL / "package-lock.json").is_file()
