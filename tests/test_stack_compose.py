@@ -13,7 +13,7 @@ import pytest
 
 from tests.stack import ROOT, compose, load_yaml
 
-SERVICES = ("server", "client", "prometheus", "loki", "grafana")
+SERVICES = ("server", "client", "prometheus", "loki", "tempo", "grafana")
 
 
 def services() -> dict[str, Any]:
@@ -40,6 +40,7 @@ def test_the_stack_has_its_services() -> None:
     [
         ("prometheus", r"prom/prometheus:v3\.\d+\.\d+"),
         ("loki", r"grafana/loki:3\.7\.\d+"),
+        ("tempo", r"grafana/tempo:3\.\d+\.\d+"),
         ("grafana", r"grafana/grafana:13\.\d+\.\d+"),
         ("server", r"statuswatch/server:\d+\.\d+\.\d+"),
         ("client", r"statuswatch/client:\d+\.\d+\.\d+"),

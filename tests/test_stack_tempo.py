@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack import ROOT, load_yaml, tool
+from tests.stack import ROOT, compose, load_yaml, tool
 
 TRACEQL = ROOT / "tests/traceql"
 
@@ -44,6 +44,24 @@ def test_otlp_http_listens_beyond_localhost() -> None:
     assert receivers == {"otlp": {"protocols": {"http": {"endpoint": "0.0.0.0:4318"}}}}
 
 
+def test_spans_are_sent_where_tempo_listens() -> None:
+    port = config()["distributor"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
+    env = compose()["services"]["server"]["environment"]
+    assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == f"http://tempo:{port}/v1/traces"
+
+
+def test_the_service_reads_the_config_and_writes_to_its_volume() -> None:
+    tempo = compose()["services"]["tempo"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in tempo["volumes"]}
+    # The image runs as 10001 and creates /var/tempo for it: a fresh named
+    # volume there inherits the owner; a host directory would not.
+    assert tempo["user"] == "10001:10001"
+    assert mounts["/var/tempo"] == "tempo-data"
+    assert tempo["command"] == [f"-config.file={next(k for k, v in mounts.items() if v == './tempo/tempo.yml')}"]
+    assert tempo["healthcheck"]["test"] == ["CMD", "/tempo", "-health"], "distroless: the binary checks /ready"
+    assert f"127.0.0.1:{config()['server']['http_listen_port']}:3200" in tempo["ports"]
+
+
 def test_everything_is_written_under_var_tempo() -> None:
     c = config()
     trace = c["storage"]["trace"]
@@ -64,6 +82,7 @@ def test_the_metrics_generator_writes_into_prometheus() -> None:
     c = config()
     (remote,) = c["metrics_generator"]["storage"]["remote_write"]
     assert remote == {"url": "http://prometheus:9090/api/v1/write", "send_exemplars": True}
+    assert "--web.enable-remote-write-receiver" in compose()["services"]["prometheus"]["command"]
     assert set(c["overrides"]["defaults"]["metrics_generator"]["processors"]) == {"service-graphs", "span-metrics"}
 
 
