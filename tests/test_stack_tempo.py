@@ -10,9 +10,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 
-from tests.stack import ROOT, compose, load_yaml, tool
+from tests.stack import ROOT, compose, dashboard, load_yaml, tool
+from tests.test_stack_loki import analyse
 
 TRACEQL = ROOT / "tests/traceql"
 
@@ -104,8 +106,77 @@ def test_the_grammar_finds_errors() -> None:
     assert parsed_bad["errors"]
 
 
+def traceql_queries() -> list[str]:
+    return [
+        t["query"]
+        for p in dashboard()["panels"]
+        for t in p.get("targets", [])
+        if t["datasource"]["uid"] == "tempo" and t["queryType"] == "traceql"
+    ]
+
+
+def test_dashboard_traceql_parses() -> None:
+    queries = traceql_queries()
+    assert len(queries) == 2, "the failed and the slowest probes, as traces"
+    for p in parse(queries):
+        assert p["errors"] == [], p
+
+
+def test_dashboard_lists_the_clients_probe_spans() -> None:
+    """The root span of a probe's trace is the client's, kind client; its
+    phases are internal, the server's span is kind server
+    (tests/test_traces.py checks the spans themselves)."""
+    for query in traceql_queries():
+        assert query.startswith('{resource.service.name="status-monitor" && kind=client && '), query
+
+
 def test_grammar_is_pinned() -> None:
     package = json.loads((TRACEQL / "package.json").read_text())
     version = package["dependencies"]["@grafana/lezer-traceql"]
     assert version[0].isdigit(), "an exact version"
     assert Path(TRACEQL / "package-lock.json").is_file()
+
+
+def datasource(uid: str) -> dict[str, Any]:
+    sources = load_yaml("grafana/provisioning/datasources/datasources.yml")["datasources"]
+    found: dict[str, Any] = next(d for d in sources if d["uid"] == uid)
+    return found
+
+
+def grafana(value: str) -> str:
+    """A provisioned value as Grafana uses it: $$ is a literal $."""
+    return value.replace("$$", "$")
+
+
+def test_a_spans_logs_are_both_services_lines_with_its_trace_id() -> None:
+    links = datasource("tempo")["jsonData"]["tracesToLogsV2"]
+    assert links["datasourceUid"] == "loki"
+    assert links["customQuery"] is True
+    query = grafana(links["query"]).replace("${__trace.traceId}", "0af7651916cd43dd8448eb211c80319c")
+    (parsed,) = analyse([query])
+    assert parsed["errors"] == [], query
+    # The client's records carry service_name=status-monitor and trace_id in
+    # their JSON; the server's OTLP lines service_name=status-server and
+    # trace_id as structured metadata (test_stack_loki.py checks both).
+    assert parsed["stream_labels"] == ["service_name"]
+    assert parsed["values"]["service_name"] == ["status-monitor|status-server"]
+    assert parsed["fields"] == ["trace_id"]
+
+
+def test_a_spans_metrics_are_tempos_span_metrics() -> None:
+    links = datasource("tempo")["jsonData"]["tracesToMetrics"]
+    assert links["datasourceUid"] == "prometheus"
+    assert links["tags"] == [{"key": "service.name", "value": "service"}]
+    for q in links["queries"]:
+        expr = grafana(q["query"]).replace("$__tags", 'service="status-monitor"')
+        expr = expr.replace("${__span.name}", "GET /status")
+        promql_parser.parse(expr)
+        assert "traces_spanmetrics_" in expr, "the metrics generator's names (seen in Prometheus, docs/traces.md)"
+
+
+def test_a_records_trace_id_opens_its_trace_and_the_servers_line() -> None:
+    fields = datasource("loki")["jsonData"]["derivedFields"]
+    assert [(f["name"], f["datasourceUid"]) for f in fields] == [("trace_id", "tempo"), ("trace_id", "loki")]
+    assert fields[0]["url"] == "$${__value.raw}", "a trace ID is the whole query of an internal Tempo link"
+    assert fields[0]["matcherRegex"] == fields[1]["matcherRegex"]
+    assert datasource("tempo")["jsonData"]["serviceMap"]["datasourceUid"] == "prometheus"
