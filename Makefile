@@ -87,11 +87,11 @@ preflight:
 	  echo "make up: 'docker compose' not found: install the Docker Compose v2 plugin (docker-compose-plugin)" >&2; exit 1; }; \
 	  case "$${version#v}" in [2-9].*) ;; *) \
 	    echo "make up: Docker Compose $$version found, version 2 or later needed" >&2; exit 1;; esac
-	@unreadable=$$(find prometheus loki grafana \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \)); \
+	@unreadable=$$(find prometheus loki tempo grafana \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \)); \
 	  if [ -n "$$unreadable" ]; then \
 	    echo "make up: the containers' users cannot read these files (checked out with a strict umask?):" >&2; \
 	    echo "$$unreadable" | sed 's/^/  /' >&2; \
-	    echo "Fix: chmod -R a+rX prometheus loki grafana" >&2; exit 1; fi
+	    echo "Fix: chmod -R a+rX prometheus loki tempo grafana" >&2; exit 1; fi
 
 # Written to a temporary file and renamed: an interrupted run leaves no
 # half-written .env behind, which make would never rewrite.

@@ -39,7 +39,7 @@ def repo(tmp_path: Path) -> Path:
     for included in re.findall(r"^-?include (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE):
         (copy / included).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / included, copy / included)
-    for folder in ("prometheus", "loki", "grafana"):
+    for folder in ("prometheus", "loki", "tempo", "grafana"):
         shutil.copytree(ROOT / folder, copy / folder)
     return copy
 
@@ -139,5 +139,5 @@ def test_up_refuses_config_files_the_containers_cannot_read(repo: Path, tmp_path
     assert result.returncode != 0
     assert "  loki/loki.yml\n" in result.stderr
     assert "  grafana/dashboards\n" in result.stderr
-    assert "chmod -R a+rX prometheus loki grafana" in result.stderr
+    assert "chmod -R a+rX prometheus loki tempo grafana" in result.stderr
     assert "compose up -d --build" not in docker_calls(bin)
