@@ -47,6 +47,19 @@ def tool(env: str, name: str) -> str:
     return path
 
 
+def grammar(folder: Path, queries: list[str]) -> list[dict[str, Any]]:
+    """Run folder/parse.mjs, a parser built on one of Grafana's own grammars
+    (installed from npm by make test), on queries."""
+    node = tool("NODE", "node")
+    if not (folder / "node_modules").is_dir():
+        pytest.fail(f"run make test (npm ci --prefix {folder.relative_to(ROOT)}) to install the grammar")
+    result = subprocess.run(
+        [node, str(folder / "parse.mjs")], input=json.dumps(queries), capture_output=True, text=True, check=True
+    )
+    parsed: list[dict[str, Any]] = json.loads(result.stdout)
+    return parsed
+
+
 def prometheus_major(binary: str) -> int:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
     match = re.search(r"version (\d+)\.", out.stdout + out.stderr)

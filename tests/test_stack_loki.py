@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from client.records import EVENT_FIELDS
 from tests.conftest import GoServer, LokiReceiver
-from tests.stack import ROOT, compose, dashboard_queries, expand, load_yaml, rule_exprs, tool
+from tests.stack import ROOT, compose, dashboard_queries, expand, grammar, load_yaml, rule_exprs
 
 LOGQL = ROOT / "tests/logql"
 RULE_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "loki/rules").rglob("*.yml"))
@@ -86,14 +86,7 @@ def test_real_loki_accepts_the_config(tmp_path: Path) -> None:
 
 
 def analyse(exprs: list[str]) -> list[dict[str, Any]]:
-    node = tool("NODE", "node")
-    if not (LOGQL / "node_modules").is_dir():
-        pytest.fail("run make test (npm ci --prefix tests/logql) to install the LogQL grammar")
-    result = subprocess.run(
-        [node, str(LOGQL / "parse.mjs")], input=json.dumps(exprs), capture_output=True, text=True, check=True
-    )
-    parsed: list[dict[str, Any]] = json.loads(result.stdout)
-    return parsed
+    return grammar(LOGQL, exprs)
 
 
 @pytest.mark.parametrize("expr", QUERIES)

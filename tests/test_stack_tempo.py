@@ -6,15 +6,12 @@ build takes minutes; docs/traces.md says how it was run by hand.)"""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import promql_parser
-import pytest
 
-from tests.stack import ROOT, compose, dashboard, load_yaml, tool
-from tests.test_stack_loki import analyse
+from tests.stack import ROOT, compose, dashboard, grammar, load_yaml
 
 TRACEQL = ROOT / "tests/traceql"
 
@@ -89,14 +86,7 @@ def test_the_metrics_generator_writes_into_prometheus() -> None:
 
 
 def parse(queries: list[str]) -> list[dict[str, Any]]:
-    node = tool("NODE", "node")
-    if not (TRACEQL / "node_modules").is_dir():
-        pytest.fail("run make test (npm ci --prefix tests/traceql) to install the TraceQL grammar")
-    out = subprocess.run(
-        [node, str(TRACEQL / "parse.mjs")], input=json.dumps(queries), capture_output=True, text=True, check=True
-    )
-    parsed: list[dict[str, Any]] = json.loads(out.stdout)
-    return parsed
+    return grammar(TRACEQL, queries)
 
 
 def test_the_grammar_finds_errors() -> None:
@@ -153,7 +143,7 @@ def test_a_spans_logs_are_both_services_lines_with_its_trace_id() -> None:
     assert links["datasourceUid"] == "loki"
     assert links["customQuery"] is True
     query = grafana(links["query"]).replace("${__trace.traceId}", "0af7651916cd43dd8448eb211c80319c")
-    (parsed,) = analyse([query])
+    (parsed,) = grammar(ROOT / "tests/logql", [query])
     assert parsed["errors"] == [], query
     # The client's records carry service_name=status-monitor and trace_id in
     # their JSON; the server's OTLP lines service_name=status-server and
