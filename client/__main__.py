@@ -17,6 +17,7 @@ from client.config import ConfigError, format_codes, parse_config
 from client.logs import Logs
 from client.monitor import Monitor, Stop, run
 from client.probe import redact
+from client.tracing import Tracing, trace_settings
 
 
 def main(
@@ -26,6 +27,7 @@ def main(
 ) -> int:
     try:
         config = parse_config(argv, environ)
+        traces = trace_settings(os.environ if environ is None else environ)
     except ConfigError as exc:
         sys.stderr.write(f"python -m client: error: {exc}\n")
         return 2
@@ -52,7 +54,8 @@ def main(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    monitor = Monitor(config, logs.events, heartbeat=heartbeat)
+    tracing = Tracing(traces)
+    monitor = Monitor(config, logs.events, heartbeat=heartbeat, tracing=tracing)
     logs.events.emit(
         logging.INFO, "started",
         f"monitoring {redact(config.status_url)} every {config.interval:g} s",
@@ -69,7 +72,8 @@ def main(
             logging.INFO, "stopped", f"stopped after {monitor.probes} probes",
             probes=monitor.probes, toggles=monitor.toggles,
         )  # fmt: skip
-        logs.close()
+        with tracing.closing():  # spans drain beside the Loki queue, each within its bound
+            logs.close()
         stop.close()
     return 0
 

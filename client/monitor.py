@@ -20,6 +20,7 @@ from client.config import Config
 from client.probe import ProbeResult, ToggleResult, hide_password, probe, redact, skipped_toggle, toggle_flaky
 from client.records import Events
 from client.summary import Window
+from client.tracing import Tracing
 from client.transport import Clock
 
 #: What a toggle leaves free before the next probe's slot (a tenth of the
@@ -76,6 +77,7 @@ class Monitor:
         probe_fn: Callable[[str, float, frozenset[int]], ProbeResult] = probe,
         toggle_fn: Callable[[str, float], ToggleResult] = toggle_flaky,
         heartbeat: Path | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.events = events
@@ -83,6 +85,7 @@ class Monitor:
         self.probe_fn = probe_fn
         self.toggle_fn = toggle_fn
         self.heartbeat = heartbeat
+        self.tracing = tracing or Tracing(None)
         self.window = Window(config.summary_interval)
         self.verdict: str | None = None
         self.probes = 0
@@ -107,6 +110,7 @@ class Monitor:
         if summary.verdict != self.verdict:
             self.events.health_changed(self.verdict, summary)
             self.verdict = summary.verdict
+        self.tracing.record(result)  # last: the record, the heartbeat and the verdict come first
 
     def toggle_if_due(self, room: float) -> None:
         """Toggle the flaky mode if it is time, within room seconds (what is
@@ -126,7 +130,9 @@ class Monitor:
 
     def toggle_once(self, budget: float) -> None:
         self.toggles += 1
-        self.events.flaky_toggle(self.toggles, self.toggle_fn(self.config.flaky_url, budget))
+        result = self.toggle_fn(self.config.flaky_url, budget)
+        self.events.flaky_toggle(self.toggles, result)
+        self.tracing.record(result)
 
     def summarize(self) -> None:
         self.events.summary(self.window.summary(self.clock()))

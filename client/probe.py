@@ -66,6 +66,7 @@ class Exchange:
     interim_codes: tuple[int, ...]
     started_at: float
     phases: tuple[Phase, ...]
+    span_id: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class ProbeResult:
     interim_codes: tuple[int, ...] = field(default=(), kw_only=True)
     started_at: float = field(default=0.0, kw_only=True)
     phases: tuple[Phase, ...] = field(default=(), kw_only=True)
+    span_id: str = field(default="", kw_only=True)  # the parent its traceparent sent
 
     @property
     def phases_ms(self) -> dict[str, float | None]:
@@ -128,7 +130,7 @@ def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
         error = f"{ex.status_code} {_reason(ex.status_code)}"
     return ProbeResult(
         ex.method, ex.endpoint, ex.status_code, ex.duration_ms, success, error_type, error, ex.trace_id,
-        interim_codes=ex.interim_codes, started_at=ex.started_at, phases=ex.phases,
+        interim_codes=ex.interim_codes, started_at=ex.started_at, phases=ex.phases, span_id=ex.span_id,
     )  # fmt: skip
 
 
@@ -156,7 +158,7 @@ def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_coun
     return Exchange(
         method, redact(url), answer.status_code, round((attempt.end - attempt.start) * 1000, 3),
         answer.error_type, answer.error, trace_id, answer.headers, answer.body,
-        tuple(attempt.interim_codes), started_at, attempt.phases(),
+        tuple(attempt.interim_codes), started_at, attempt.phases(), span_id,
     )  # fmt: skip
 
 

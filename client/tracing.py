@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -37,6 +37,8 @@ from opentelemetry.util.types import AttributeValue
 
 from client import __version__
 from client.config import ConfigError, _url
+from client.probe import ProbeResult
+from client.transport import Phase
 
 SERVICE_NAME = "status-monitor"
 #: Seconds one export may take, retries included, unless the environment
@@ -47,44 +49,6 @@ EXPORT_TIMEOUT = 10.0
 QUEUE_SIZE = 2048
 #: Seconds closing spends exporting what is still queued.
 TRACES_DRAIN = 2.0
-
-
-class Phase(Protocol):
-    """A phase the probe reached: seconds since the exchange began."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def start(self) -> float: ...
-    @property
-    def end(self) -> float: ...
-
-
-class Traced(Protocol):
-    """What a span is made of: a probe's or a toggle's result."""
-
-    @property
-    def method(self) -> str: ...
-    @property
-    def endpoint(self) -> str: ...
-    @property
-    def status_code(self) -> int | None: ...
-    @property
-    def duration_ms(self) -> float: ...
-    @property
-    def success(self) -> bool: ...
-    @property
-    def error_type(self) -> str | None: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def trace_id(self) -> str: ...
-    @property
-    def span_id(self) -> str: ...
-    @property
-    def started_at(self) -> float: ...
-    @property
-    def phases(self) -> Sequence[Phase]: ...
 
 
 @dataclass(frozen=True)
@@ -152,7 +116,6 @@ class Tracing:
         queue_size: int = QUEUE_SIZE,
         drain: float = TRACES_DRAIN,
     ) -> None:
-        self.settings = settings
         self.drain = drain
         self._tracer: trace.Tracer | None = None
         if settings is None:
@@ -176,9 +139,9 @@ class Tracing:
         provider.add_span_processor(self._processor)
         self._tracer = provider.get_tracer("client")
 
-    def record(self, result: Traced) -> None:
+    def record(self, result: ProbeResult) -> None:
         """One span for the exchange, one child per phase it reached."""
-        if self._tracer is None or not result.trace_id:  # a toggle that was not sent has no trace
+        if self._tracer is None or not (result.trace_id and result.span_id):  # nothing was sent
             return
         start = _ns(result.started_at)
         with self._ids.given(int(result.trace_id, 16), int(result.span_id, 16)):
@@ -195,17 +158,26 @@ class Tracing:
             root.set_status(Status(StatusCode.ERROR, result.error))
         root.end(end_time=start + round(result.duration_ms * 1_000_000))
 
-    def close(self) -> None:
-        """Export what is queued, for at most drain seconds (plus an export
-        in flight, which the exporter's shutdown cuts short)."""
+    @contextlib.contextmanager
+    def closing(self) -> Iterator[None]:
+        """Export what is queued while the block runs, and after it for at
+        most what is left of drain seconds; what is still queued then is
+        dropped. (The SDK's own shutdown could wait 30 s.)"""
         if self._tracer is None:
+            yield
             return
         stopper = threading.Thread(target=self._processor.shutdown, name="traces-drain", daemon=True)
+        deadline = time.monotonic() + self.drain
         stopper.start()
-        stopper.join(self.drain)
+        yield
+        stopper.join(max(deadline - time.monotonic(), 0))
+
+    def close(self) -> None:
+        with self.closing():
+            pass
 
 
-def http_attributes(result: Traced) -> dict[str, AttributeValue]:
+def http_attributes(result: ProbeResult) -> dict[str, AttributeValue]:
     """The HTTP client span's attributes, per the semantic conventions."""
     url = urlsplit(result.endpoint)
     attributes: dict[str, AttributeValue] = {
@@ -228,11 +200,11 @@ def http_attributes(result: Traced) -> dict[str, AttributeValue]:
     return attributes
 
 
-def _span_name(result: Traced) -> str:
+def _span_name(result: ProbeResult) -> str:
     return f"{result.method} {urlsplit(result.endpoint).path or '/'}"
 
 
-def _failed_in(result: Traced, phase: Phase) -> bool:
+def _failed_in(result: ProbeResult, phase: Phase) -> bool:
     """A failure other than an unwanted status code happened in the last
     phase the probe reached."""
     return not result.success and result.error_type != "http_status" and phase is result.phases[-1]

@@ -45,8 +45,9 @@ def test_otlp_http_listens_beyond_localhost() -> None:
 
 def test_spans_are_sent_where_tempo_listens() -> None:
     port = config()["distributor"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
-    env = compose()["services"]["server"]["environment"]
-    assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == f"http://tempo:{port}/v1/traces"
+    for service in ("server", "client"):
+        env = compose()["services"][service]["environment"]
+        assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == f"http://tempo:{port}/v1/traces", service
 
 
 def test_the_service_reads_the_config_and_writes_to_its_volume() -> None:

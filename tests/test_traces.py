@@ -7,12 +7,16 @@ black-holed, probes keep their rhythm and shutdown stays bounded."""
 from __future__ import annotations
 
 import gzip
+import io
+import itertools
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -21,9 +25,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from client.config import ConfigError
+from client import __version__
+from client.__main__ import main
+from client.config import ConfigError, parse_config
+from client.logs import Logs
+from client.monitor import Monitor, Stop, run
+from client.probe import ProbeResult, probe
 from client.tracing import TraceSettings, Tracing, trace_settings
-from tests.conftest import free_port
+from client.transport import Phase
+from tests.conftest import ClientProcess, GoServer, free_port, wait_until
 
 
 @dataclass(frozen=True)
@@ -166,35 +176,28 @@ def test_bad_settings_are_refused_by_name(environ: dict[str, str], named: str) -
         trace_settings(environ)
 
 
+def test_a_bad_variable_stops_the_client_at_start(capsys: pytest.CaptureFixture[str]) -> None:
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://tempo:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    assert main(["--target", "http://127.0.0.1:9"], environ) == 2
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" in capsys.readouterr().err
+
+
 # The spans of one result, without a server.
 
 
-@dataclass(frozen=True)
-class _Phase:
-    name: str
-    start: float
-    end: float
+def _result(**changes: Any) -> ProbeResult:
+    """A probe's result: 30 ms, every phase but TLS, a 200."""
+    fields: dict[str, Any] = {
+        "method": "GET", "endpoint": "http://127.0.0.1:8080/status", "status_code": 200, "duration_ms": 30.0,
+        "success": True, "error_type": None, "error": None, "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331", "started_at": 1_800_000_000.0,
+        "phases": (Phase("dns", 0, 0.001), Phase("connect", 0.001, 0.003), Phase("wait", 0.003, 0.028),
+                   Phase("transfer", 0.028, 0.030)),
+    }  # fmt: skip
+    return ProbeResult(**(fields | changes))
 
 
-@dataclass(frozen=True)
-class _Result:
-    method: str = "GET"
-    endpoint: str = "http://127.0.0.1:8080/status"
-    status_code: int | None = 200
-    duration_ms: float = 30.0
-    success: bool = True
-    error_type: str | None = None
-    error: str | None = None
-    trace_id: str = "0af7651916cd43dd8448eb211c80319c"
-    span_id: str = "b7ad6b7169203331"
-    started_at: float = 1_800_000_000.0
-    phases: tuple[_Phase, ...] = field(
-        default=(_Phase("dns", 0, 0.001), _Phase("connect", 0.001, 0.003), _Phase("wait", 0.003, 0.028),
-                 _Phase("transfer", 0.028, 0.030))
-    )  # fmt: skip
-
-
-def _export(receiver: OTLPReceiver, *results: _Result) -> None:
+def _export(receiver: OTLPReceiver, *results: ProbeResult) -> None:
     tracing = Tracing(TraceSettings(receiver.url + "/v1/traces", 5.0))
     for r in results:
         tracing.record(r)
@@ -203,7 +206,7 @@ def _export(receiver: OTLPReceiver, *results: _Result) -> None:
 
 def test_a_result_is_a_root_span_with_a_child_per_phase(otlp: Callable[[str], OTLPReceiver]) -> None:
     receiver = otlp("ok")
-    _export(receiver, _Result())
+    _export(receiver, _result())
     (root,) = [s for s in receiver.spans if not s.parent_id]
     children = [s for s in receiver.spans if s.parent_id]
     assert root.service == "status-monitor"
@@ -219,7 +222,7 @@ def test_a_result_is_a_root_span_with_a_child_per_phase(otlp: Callable[[str], OT
         "url.template": "/status",
         "server.address": "127.0.0.1",
         "server.port": 8080,
-        "user_agent.original": root.attributes()["user_agent.original"],
+        "user_agent.original": f"status-monitor/{__version__}",
         "http.response.status_code": 200,
         "network.protocol.version": "1.1",
     }
@@ -241,7 +244,7 @@ def test_a_failed_result_has_error_status(
     otlp: Callable[[str], OTLPReceiver], failure: dict[str, Any], error_type: str, failed_phase: str | None
 ) -> None:
     receiver = otlp("ok")
-    result = _Result(success=False, **failure)
+    result = _result(success=False, **failure)
     _export(receiver, result)
     (root,) = [s for s in receiver.spans if not s.parent_id]
     assert root.span.status.code == Status.STATUS_CODE_ERROR
@@ -253,28 +256,116 @@ def test_a_failed_result_has_error_status(
 
 def test_nothing_is_recorded_without_settings() -> None:
     tracing = Tracing(None)
-    tracing.record(_Result())  # no exporter, no thread, no error
+    tracing.record(_result())  # no exporter, no thread, no error
     tracing.close()
 
 
 def test_an_unsent_toggle_has_no_span(otlp: Callable[[str], OTLPReceiver]) -> None:
     receiver = otlp("ok")
-    _export(receiver, _Result(method="POST", trace_id="", span_id="", phases=()))
+    _export(receiver, _result(method="POST", trace_id="", span_id="", phases=()))
     assert receiver.spans == []
 
 
 @pytest.mark.parametrize("mode", ["slow", "fail", "blackhole", "down"])
-def test_collector_trouble_costs_a_record_nothing(mode: str, otlp: Callable[[str], OTLPReceiver]) -> None:
+def test_collector_trouble_never_delays_a_probe(
+    mode: str,
+    otlp: Callable[[str], OTLPReceiver],
+    go_server: Callable[..., GoServer],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     url = f"http://127.0.0.1:{free_port()}" if mode == "down" else otlp(mode).url
-    # Exported in the caller's thread, a record would take the export's 5 s.
+    server = go_server()
+    interval, timeout = 0.2, 0.15
+    config = parse_config(
+        ["--target", server.url, "--interval", str(interval), "--timeout", str(timeout),
+         "--summary-interval", "0.5", "--flaky-interval", "0"], {},
+    )  # fmt: skip
+    logs = Logs(config, io.StringIO())
+    # Exported on the probing thread, a span would cost the export's 5 s;
+    # the queue overflows after a few probes.
     tracing = Tracing(TraceSettings(url + "/v1/traces", 5.0), queue_size=16, drain=0.5)
-    longest = 0.0
-    for _ in range(100):  # beyond the queue: the overflow is dropped
-        began = time.monotonic()
-        tracing.record(_Result())
-        longest = max(longest, time.monotonic() - began)
+    starts: list[float] = []
+
+    def timed_probe(*args: Any) -> ProbeResult:
+        starts.append(time.monotonic())
+        return probe(*args)
+
+    monitor = Monitor(config, logs.events, probe_fn=timed_probe, tracing=tracing)
+    stop = Stop()
+    thread = threading.Thread(target=run, args=(monitor, stop))
+    thread.start()
+    wait_until(lambda: len(starts) >= 15, timeout=30)
+    stop.request()
+    thread.join(5)
+    stop.close()
     began = time.monotonic()
     tracing.close()
     closing = time.monotonic() - began
-    assert longest < 1.0, f"a record took {longest:.2f} s"
+    logs.close()
+
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert max(gaps) <= interval + timeout + 0.5, gaps
     assert closing <= 0.5 + 1.0, f"close took {closing:.2f} s"
+    assert "Traceback" not in capfd.readouterr().err, "a failed export must not print a traceback"
+
+
+# The real client against the real server, both exporting to the receiver.
+
+
+def test_each_probe_is_a_trace_from_client_phases_to_server_span(
+    otlp: Callable[[str], OTLPReceiver],
+    go_server: Callable[..., GoServer],
+    client: ClientProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receiver = otlp("ok")
+    # The client inherits the environment; the server gets it too.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+    # Flaky, with delays beyond the client's budget: successes, unwanted
+    # codes and read timeouts.
+    server = go_server("-flaky", "-max-delay", "400ms", "-seed", "3")
+    proc, lines, reader = client(
+        "--target", server.url, "--interval", "0.4", "--timeout", "0.25",
+        "--flaky-interval", "1.5", "--summary-interval", "5",
+    )  # fmt: skip
+    wait_until(lambda: sum(r["event"] == "flaky_toggle" for r in lines) >= 3, timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    reader.join(5)
+    server.stop()  # the server exports what it still holds
+
+    records = [r for r in lines if r["event"] in ("probe", "flaky_toggle") and r["trace_id"]]
+    client_spans = receiver.of("status-monitor")
+    roots = {s.trace_id: s for s in client_spans if not s.parent_id}
+    server_spans = {s.trace_id: s for s in receiver.of("status-server")}
+    assert len(roots) == len([s for s in client_spans if not s.parent_id]), "one root span per trace"
+    assert set(roots) == {r["trace_id"] for r in records}, "one root span per record"
+    assert any(not r["success"] for r in records), "the run had no failure to look at"
+    assert any(r["success"] for r in records)
+
+    for record in records:
+        root = roots[record["trace_id"]]
+        assert root.span.kind == Span.SPAN_KIND_CLIENT
+        assert root.span.name == f"{record['method']} {urlsplit(record['endpoint']).path}"
+        assert root.ms == pytest.approx(record["duration_ms"], abs=0.001)
+        failed = root.span.status.code == Status.STATUS_CODE_ERROR
+        assert failed == (not record["success"]), record
+        if failed:
+            assert root.span.status.message == record["error"]
+        assert root.attributes().get("http.response.status_code") == record["status_code"]
+
+        phases = [s for s in client_spans if s.parent_id == root.span_id]
+        reached = {name: ms for name, ms in record["phases_ms"].items() if ms is not None}
+        assert {p.span.name: round(p.ms, 3) for p in phases} == pytest.approx(reached, abs=0.002)
+        assert sum(p.ms for p in phases) == pytest.approx(record["duration_ms"], abs=1.0)
+
+        # The server's span is the client span's child, when the request
+        # reached the server's handler.
+        server_span = server_spans.get(record["trace_id"])
+        if record["status_code"] is not None:
+            assert server_span is not None, record
+        if server_span is not None:
+            assert server_span.parent_id == root.span_id
+            assert server_span.span.kind == Span.SPAN_KIND_SERVER
+            assert server_span.attributes()["http.request.method"] == record["method"]
