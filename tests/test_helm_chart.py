@@ -16,6 +16,7 @@ import yaml
 
 from client import healthcheck
 from client.config import OPTIONS, ConfigError, parse_config
+from client.tracing import trace_settings
 from tests.conftest import GoServer
 from tests.helm.chart import (
     BAD_VALUES,
@@ -293,10 +294,15 @@ def test_client_accepts_its_rendered_environment(values: Path) -> None:
         pytest.skip(f"{values.name} turns the client off")
     manifest = render(values)
     env = container_env(manifest, "client")
-    # Every variable is one the client reads: it has no OpenTelemetry SDK,
-    # so an OTEL_* variable here would be a setting nothing applies.
-    assert set(env) <= {opt.env for opt in OPTIONS}
-    config = parse_config([], env)
+    # Every variable is one the client reads: its options, and the two OTEL_*
+    # variables of its trace export (client/tracing.py).
+    otel = {"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
+    assert set(env) <= {opt.env for opt in OPTIONS} | otel
+    config = parse_config([], {k: v for k, v in env.items() if k not in otel})
+    # Both programs export to the same endpoint, or neither does.
+    settings = trace_settings(env)
+    server_endpoint = container_env(manifest, "server").get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    assert (settings.endpoint if settings else None) == server_endpoint
     service = find(manifest, "Service", "-server")
     port = service["spec"]["ports"][0]["port"]
     assert config.target == f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{port}"
