@@ -8,12 +8,16 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,3 +97,73 @@ def dashboard_queries(uid: str) -> list[str]:
 
 def rule_exprs(path: str) -> list[str]:
     return [rule["expr"] for group in load_yaml(path)["groups"] for rule in group["rules"]]
+
+
+def ready(url: str) -> bool:
+    """Whether a Prometheus-style /-/ready URL says so."""
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+class Prometheus:
+    """A real Prometheus 3 with this repository's prometheus.yml, flags and
+    rule files. Only the addresses differ from the stack: targets maps a
+    scrape job to its loopback address (jobs without one are dropped), and
+    alerts go to the Alertmanager at alertmanager, or nowhere."""
+
+    def __init__(self, tmp: Path, targets: dict[str, str], alertmanager: str | None = None) -> None:
+        binary = tool("PROMETHEUS", "prometheus")
+        assert prometheus_major(binary) == 3
+        port = free_port()
+        targets = {**targets, "prometheus": f"127.0.0.1:{port}"}
+        config = load_yaml("prometheus/prometheus.yml")
+        config["scrape_configs"] = [
+            {**job, "static_configs": [{"targets": [targets[job["job_name"]]]}]}
+            for job in config["scrape_configs"]
+            if job["job_name"] in targets
+        ]
+        if alertmanager:
+            for am in config["alerting"]["alertmanagers"]:
+                am["static_configs"] = [{"targets": [alertmanager]}]
+        else:
+            config.pop("alerting", None)
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+        shutil.copytree(ROOT / "prometheus/rules", tmp / "rules")
+        flags = [
+            f.replace("/etc/prometheus/", f"{tmp}/").replace("=/prometheus", f"={tmp}/data")
+            for f in compose()["services"]["prometheus"]["command"]
+        ]
+        self.log = tmp / "prometheus.log"
+        self.proc = subprocess.Popen(
+            [binary, *flags, f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+        )
+        self.api = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        resp = requests.get(self.api + "/query", params={"query": expr}, timeout=5)
+        assert resp.status_code == 200, resp.text
+        result: list[dict[str, Any]] = resp.json()["data"]["result"]
+        return result
+
+    def wait_for_scrapes(self, job: str, scrapes: int, timeout: float = 60) -> None:
+        """Wait until job was scraped this many times within a minute."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.ready():
+                samples = self.query(f'count_over_time(up{{job="{job}"}}[1m])')
+                if samples and float(samples[0]["value"][1]) >= scrapes:
+                    return
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.5)
+
+    def ready(self) -> bool:
+        """Whether Prometheus answers queries (its API says 503 until then)."""
+        return ready(self.api.removesuffix("/api/v1") + "/-/ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)

@@ -5,7 +5,6 @@ and the alert rules must return data."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,10 +14,9 @@ from typing import Any
 import promql_parser
 import pytest
 import requests
-import yaml
 
-from tests.conftest import GoServer, free_port
-from tests.stack import ROOT, compose, dashboard_queries, expand, load_yaml, prometheus_major, rule_exprs, tool
+from tests.conftest import GoServer
+from tests.stack import ROOT, Prometheus, dashboard_queries, expand, load_yaml, prometheus_major, rule_exprs, tool
 
 RULES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "prometheus/rules").glob("*.yml"))
 
@@ -77,9 +75,6 @@ def without_threshold(expr: str) -> str:
 def live(tmp_path_factory: pytest.TempPathFactory, server_binary: Path) -> Iterator[dict[str, Any]]:
     """A real Prometheus 3 with this repository's scrape and rule files,
     scraping the real server while the real client probes it."""
-    binary = tool("PROMETHEUS", "prometheus")
-    assert prometheus_major(binary) == 3
-    tmp = tmp_path_factory.mktemp("prometheus")
     server = GoServer(server_binary, "-max-delay", "50ms", "-seed", "11")
     requests.post(server.url + "/flaky", timeout=2).raise_for_status()
     client = subprocess.Popen(
@@ -87,51 +82,14 @@ def live(tmp_path_factory: pytest.TempPathFactory, server_binary: Path) -> Itera
          "--timeout", "0.08", "--flaky-interval", "0", "--summary-interval", "5"],
         cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-
-    port = free_port()
-    config = load_yaml("prometheus/prometheus.yml")
-    # Only the targets differ from the stack: here everything is on loopback.
-    targets = {"server": server.metrics_url.removeprefix("http://"), "prometheus": f"127.0.0.1:{port}"}
-    config["scrape_configs"] = [
-        {**job, "static_configs": [{"targets": [targets[job["job_name"]]]}]}
-        for job in config["scrape_configs"]
-        if job["job_name"] in targets
-    ]
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    shutil.copytree(ROOT / "prometheus/rules", tmp / "rules")
-    flags = [
-        f.replace("/etc/prometheus/", f"{tmp}/").replace("=/prometheus", f"={tmp}/data")
-        for f in compose()["services"]["prometheus"]["command"]
-    ]
-    proc = subprocess.Popen(
-        [binary, *flags, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / "prometheus.log").open("w"),
+    prometheus = Prometheus(
+        tmp_path_factory.mktemp("prometheus"), {"server": server.metrics_url.removeprefix("http://")}
     )
-    api = f"http://127.0.0.1:{port}/api/v1"
-
-    def query(expr: str) -> list[dict[str, Any]]:
-        resp = requests.get(api + "/query", params={"query": expr}, timeout=5)
-        assert resp.status_code == 200, resp.text
-        result: list[dict[str, Any]] = resp.json()["data"]["result"]
-        return result
-
     try:
-        deadline = time.monotonic() + 60
-        while True:  # ready (the API answers 503 before), then three scrapes: enough for rate() over [1m]
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code == 200:
-                    samples = query('count_over_time(up{job="server"}[1m])')
-                    if samples and float(samples[0]["value"][1]) >= 3:
-                        break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, (tmp / "prometheus.log").read_text()[-3000:]
-            time.sleep(0.5)
-        yield {"api": api, "query": query}
+        prometheus.wait_for_scrapes("server", 3)  # enough for rate() over [1m]
+        yield {"api": prometheus.api, "query": prometheus.query}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        prometheus.stop()
         client.terminate()
         client.wait(10)
         server.stop()
