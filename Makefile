@@ -15,7 +15,7 @@ PROMETHEUS_VERSION := 3.16.0
 PROMETHEUS_MODULE := v0.316.0
 PROMETHEUS_DIR := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 
-.PHONY: test server-test compose-test client-lint pytest bench bench-tools up down preflight dist
+.PHONY: test server-test compose-test client-lint pytest bench bench-tools alertmanager-tools up down preflight dist
 
 test: server-test compose-test client-lint pytest
 
@@ -56,7 +56,7 @@ client-lint: $(VENV)/.installed
 	$(VENV)/bin/mypy client
 
 pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed \
-  tests/traceql/node_modules/.installed bench-tools
+  tests/traceql/node_modules/.installed bench-tools alertmanager-tools
 	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus REQUIRE_STACK_TOOLS=1 \
 	  $(PY) -m pytest
 
@@ -71,6 +71,14 @@ bench-tools:
 	  echo "Installing wrk and prometheus-blackbox-exporter from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    wrk prometheus-blackbox-exporter >/dev/null; }
+
+# Alertmanager and amtool (check-config) for tests/test_stack_alertmanager.py,
+# from Debian's package (as root): go install of its module has no UI assets.
+alertmanager-tools:
+	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || { \
+	  echo "Installing prometheus-alertmanager from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus-alertmanager >/dev/null; }
 
 # The stack. The first run writes a .env with random Grafana secrets.
 up: preflight .env

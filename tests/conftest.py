@@ -295,10 +295,10 @@ def free_port() -> int:
         return port
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
     """Poll condition until it holds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
+        time.sleep(interval)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.stack import ROOT, compose, load_yaml
 
-SERVICES = ("server", "client", "prometheus", "loki", "tempo", "grafana")
+SERVICES = ("server", "client", "prometheus", "alertmanager", "loki", "tempo", "grafana")
 
 
 def services() -> dict[str, Any]:
@@ -39,6 +39,7 @@ def test_the_stack_has_its_services() -> None:
     ("service", "image"),
     [
         ("prometheus", r"prom/prometheus:v3\.\d+\.\d+"),
+        ("alertmanager", r"prom/alertmanager:v0\.\d+\.\d+"),
         ("loki", r"grafana/loki:3\.7\.\d+"),
         ("tempo", r"grafana/tempo:3\.\d+\.\d+"),
         ("grafana", r"grafana/grafana:13\.\d+\.\d+"),

@@ -81,7 +81,7 @@ func TestLoads(t *testing.T) {
 	if p.Name != "statuswatch" {
 		t.Errorf("project name %q, want statuswatch", p.Name)
 	}
-	want := []string{"client", "grafana", "loki", "prometheus", "server", "tempo"}
+	want := []string{"alertmanager", "client", "grafana", "loki", "prometheus", "server", "tempo"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
