@@ -14,7 +14,7 @@ from typing import Any
 import promql_parser
 import pytest
 
-from tests.stack import ROOT, load_yaml
+from tests.stack import ROOT, compose, load_yaml
 
 SLO_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "prometheus/rules").glob("slo-*.yml"))
 LOKI_RULES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "loki/rules").rglob("*.yml"))
@@ -116,3 +116,13 @@ def test_prometheus_reads_exactly_what_loki_records() -> None:
     for name, selector in read.items():
         matchers = {m.name: m.value for m in selector.matchers.matchers if m.name != "__name__"}
         assert matchers.items() <= recorded[name].items(), f"{selector} matches labels Loki does not write"
+
+
+def test_loki_remote_writes_to_prometheus() -> None:
+    ruler = load_yaml("loki/loki.yml")["ruler"]
+    assert ruler["remote_write"]["enabled"] is True
+    (client,) = ruler["remote_write"]["clients"].values()
+    assert client["url"] == "http://prometheus:9090/api/v1/write"
+    assert ruler["wal"]["dir"].startswith("/loki/"), "the ruler's WAL needs the writable volume"
+    assert ruler["alertmanager_url"] == "http://alertmanager:9093"
+    assert "--web.enable-remote-write-receiver" in compose()["services"]["prometheus"]["command"]
