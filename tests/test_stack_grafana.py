@@ -24,7 +24,7 @@ def datasources() -> list[dict[str, Any]]:
 
 def test_datasources_have_fixed_uids_and_one_default() -> None:
     by_uid = {d["uid"]: d for d in datasources()}
-    assert set(by_uid) == {"prometheus", "loki", "tempo"}
+    assert set(by_uid) == {"prometheus", "loki", "tempo", "alertmanager"}
     assert [d["uid"] for d in datasources() if d.get("isDefault")] == ["prometheus"]
     services = compose()["services"]
     for d in datasources():
@@ -125,6 +125,7 @@ def test_the_dashboard_answers_the_questions() -> None:
         "What went wrong?",
         "Which probes failed, and where did the time go?",
         "When was it flaky?",
+        "Error budget: is it lasting?",
     ]
     annotations = {a["name"] for a in dashboard()["annotations"]["list"]}
     assert {"Flaky toggles", "Health changes"} <= annotations

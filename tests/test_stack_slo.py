@@ -14,7 +14,7 @@ from typing import Any
 import promql_parser
 import pytest
 
-from tests.stack import ROOT, compose, load_yaml
+from tests.stack import ROOT, compose, dashboard_queries, expand, load_yaml
 
 SLO_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "prometheus/rules").glob("slo-*.yml"))
 LOKI_RULES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "loki/rules").rglob("*.yml"))
@@ -126,3 +126,16 @@ def test_loki_remote_writes_to_prometheus() -> None:
     assert ruler["wal"]["dir"].startswith("/loki/"), "the ruler's WAL needs the writable volume"
     assert ruler["alertmanager_url"] == "http://alertmanager:9093"
     assert "--web.enable-remote-write-receiver" in compose()["services"]["prometheus"]["command"]
+
+
+def test_the_dashboard_reads_recorded_slo_series() -> None:
+    """The error-budget row reads only series an SLO file records, for an
+    SLO that exists (its live data: tests/test_stack_alertmanager.py)."""
+    recorded = {(r["record"], Path(f).stem.removeprefix("slo-")) for f in SLO_FILES for r in rules(f) if "record" in r}
+    read = [s for q in dashboard_queries("prometheus") for s in selectors(expand(q)) if s.name.startswith("slo:")]
+    assert {s.name for s in read} >= {"slo:objective:ratio", "slo:period_error_budget_remaining:ratio"}
+    for s in read:
+        (slo,) = [m.value for m in s.matchers.matchers if m.name == "slo"]
+        assert (s.name, slo) in recorded, str(s)
+    slos = {m.value for s in read for m in s.matchers.matchers if m.name == "slo"}
+    assert slos == {"probe-availability", "request-availability"}
