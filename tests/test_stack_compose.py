@@ -145,7 +145,7 @@ def test_prometheus_runs_with_exemplar_storage() -> None:
     assert not [flag for flag in command if flag.startswith("--storage.tsdb.retention")], (
         "deprecated since 3.x: the retention is in prometheus.yml"
     )
-    assert load_yaml("prometheus/prometheus.yml")["storage"]["tsdb"]["retention"]["time"] == "7d"
+    assert load_yaml("prometheus/prometheus.yml")["storage"]["tsdb"]["retention"]["time"] == "31d"
 
 
 def test_server_logs_go_to_loki_over_otlp() -> None:

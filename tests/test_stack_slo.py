@@ -139,3 +139,12 @@ def test_the_dashboard_reads_recorded_slo_series() -> None:
         assert (s.name, slo) in recorded, str(s)
     slos = {m.value for s in read for m in s.matchers.matchers if m.name == "slo"}
     assert slos == {"probe-availability", "request-availability"}
+
+
+def test_prometheus_keeps_the_slo_window() -> None:
+    """The budget over 30 days needs 30 days of samples."""
+    retention = load_yaml("prometheus/prometheus.yml")["storage"]["tsdb"]["retention"]["time"]
+    assert re.fullmatch(r"\d+d", retention), retention
+    for f in SLO_FILES:
+        (period,) = [r for r in rules(f) if r.get("record") == "slo:period_burn_rate:ratio"]
+        assert timedelta(days=int(retention[:-1])) > max(ranges(period["expr"])), f
