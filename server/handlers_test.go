@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,9 @@ func TestSetStatus(t *testing.T) {
 		{"503", 202, `{"code":503,"changed":true}`},
 		{"200", 200, `{"code":200,"changed":false}`},
 		{"418", 202, `{"code":418,"changed":true}`},
+		{"425", 202, `{"code":425,"changed":true}`}, // Too Early, missing from the first hand-written list
+		{"599", 400, "status code 599 is not one of Go's named status codes"},
+		{"600", 400, "status code 600 is not one of Go's named status codes"},
 		{"abc", 400, `status code "abc" is not an integer`},
 		{"999", 400, "status code 999 is not one of Go's named status codes"},
 		{"-1", 400, "status code -1 is not one of Go's named status codes"},
@@ -84,6 +88,19 @@ func TestSetStatus(t *testing.T) {
 				t.Errorf("configured code: got %d, want %s", code, wantCode)
 			}
 		})
+	}
+}
+
+// TestCodesAreGos: the accepted codes are exactly those Go names, 62 of
+// them in Go 1.26, which the docs count.
+func TestCodesAreGos(t *testing.T) {
+	if len(statusCodes) != 62 || !slices.Contains(statusCodes, 425) {
+		t.Errorf("%d codes, want Go's 62 with 425: %v", len(statusCodes), statusCodes)
+	}
+	for code := range 1000 {
+		if knownCode(code) != slices.Contains(statusCodes, code) || knownCode(code) != (http.StatusText(code) != "") {
+			t.Errorf("%d: knownCode %v, listed %v, StatusText %q", code, knownCode(code), slices.Contains(statusCodes, code), http.StatusText(code))
+		}
 	}
 }
 
