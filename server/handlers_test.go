@@ -265,30 +265,52 @@ func TestFlakySequenceIsReproducible(t *testing.T) {
 	}
 }
 
+// TestBodies sends bodies of every kind to POST /flaky over a raw
+// connection: each is read whole through the 64 KiB limit before the state
+// changes, so only an acceptable one toggles flaky mode.
 func TestBodies(t *testing.T) {
-	api := newTestAPI(t, seededStatus(false, 0, 1))
-	big := strings.Repeat("x", maxBodyBytes+1)
-	resp, body := do(t, "POST", api.URL+"/status/503", strings.NewReader(big))
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Fatalf("body of %d bytes: got %d %q, want 413", len(big), resp.StatusCode, body)
+	chunked := func(chunks ...string) string {
+		var sb strings.Builder
+		sb.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		for _, c := range chunks {
+			fmt.Fprintf(&sb, "%x\r\n%s\r\n", len(c), c)
+		}
+		sb.WriteString("0\r\n\r\n")
+		return sb.String()
 	}
-	if code, _ := api.st.snapshot(); code != 200 {
-		t.Errorf("a refused request changed the code to %d", code)
+	sized := func(body string) string { return fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body) }
+	fill := strings.Repeat("y", 4096)
+	tests := []struct {
+		name        string
+		headersBody string
+		want        int
+	}{
+		{"small body, ignored as the original did", sized("hello"), http.StatusAccepted},
+		{"body of exactly 64 KiB", sized(strings.Repeat("y", maxBodyBytes)), http.StatusAccepted},
+		{"declared over 64 KiB", sized(strings.Repeat("y", maxBodyBytes+1)), http.StatusRequestEntityTooLarge},
+		{"small chunked body", chunked("hello", "world"), http.StatusAccepted},
+		{"chunked over 64 KiB", chunked(slices.Repeat([]string{fill}, 17)...), http.StatusRequestEntityTooLarge},
+		{"malformed chunk size", "Transfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n0\r\n\r\n", http.StatusBadRequest},
+		{"chunk longer than its size", "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", http.StatusBadRequest},
 	}
-	// A small body is ignored, as the original did.
-	if resp, _ := do(t, "POST", api.URL+"/status/503", strings.NewReader("hello")); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("small body: got %d, want 202", resp.StatusCode)
-	}
-	// A chunked body of unknown length is never read; the server carries on.
-	conn := dialRaw(t, api)
-	fmt.Fprintf(conn, "POST /flaky HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n")
-	for range 100 {
-		fmt.Fprintf(conn, "%x\r\n%s\r\n", 4096, strings.Repeat("y", 4096))
-	}
-	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("chunked body: got %v %v, want 202", resp, err)
-	}
-	if resp, _ := do(t, "GET", api.URL+"/healthz", nil); resp.StatusCode != http.StatusOK {
-		t.Fatalf("after a large chunked body: /healthz %d", resp.StatusCode)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newTestAPI(t, seededStatus(false, 0, 1))
+			conn := dialRaw(t, api)
+			fmt.Fprintf(conn, "POST /flaky HTTP/1.1\r\nHost: test\r\n%s", tt.headersBody)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tt.want)
+			}
+			if _, flaky := api.st.snapshot(); flaky != (tt.want == http.StatusAccepted) {
+				t.Errorf("answered %d and left flaky mode %v", resp.StatusCode, flaky)
+			}
+			if resp, _ := do(t, "GET", api.URL+"/healthz", nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("afterwards: /healthz %d", resp.StatusCode)
+			}
+		})
 	}
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -91,15 +94,27 @@ func countActive(active metric.Int64UpDownCounter, next http.Handler) http.Handl
 	})
 }
 
-// limitBody refuses bodies declared larger than max with 413 and caps the
-// rest, so no request can make the server read without bound.
-func limitBody(max int64, next http.Handler) http.Handler {
+// readBody reads every request body, at most max bytes, before a route sees
+// the request: an over-long body is refused with 413 and a malformed one (a
+// bad chunk size) with 400, so neither reaches a handler that changes state.
+// Chunked bodies have no Content-Length, so only reading them bounds them.
+func readBody(max int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > max {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		var tooLong *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLong):
+			http.Error(w, fmt.Sprintf("request body larger than %d bytes", max), http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, "malformed request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -7,7 +7,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
-// maxBodyBytes bounds request bodies. No route reads one; the bound keeps a
+// maxBodyBytes bounds request bodies. No route needs one; the bound keeps a
 // client from making the server read an unbounded upload.
 const maxBodyBytes = 64 << 10
 
@@ -26,7 +26,7 @@ func routes(st *status) *http.ServeMux {
 // newBareHandler is the API without telemetry (-telemetry=false), to
 // measure what the instrumentation costs.
 func newBareHandler(st *status) http.Handler {
-	return limitBody(maxBodyBytes, routes(st))
+	return readBody(maxBodyBytes, routes(st))
 }
 
 // newHandler is the API, instrumented: a span per request, the request
