@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -52,10 +53,42 @@ var envVars = map[string]string{
 // help and returns flag.ErrHelp.
 func parseConfig(args []string, getenv func(string) string, help io.Writer) (config, error) {
 	var cfg config
+	fs := newFlagSet(&cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, help)
+			return cfg, err
+		}
+		return cfg, configError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, configError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	fromEnv, err := applyEnv(fs, getenv)
+	if err != nil {
+		return cfg, configError{err}
+	}
+	// Errors name where the value came from: "flag -addr" or
+	// "SERVER_ADDR (flag -addr)".
+	source := func(name string) string {
+		if fromEnv[name] {
+			return fmt.Sprintf("%s (flag -%s)", envVars[name], name)
+		}
+		return "flag -" + name
+	}
+	if err := cfg.validate(source); err != nil {
+		return cfg, configError{err}
+	}
+	return cfg, nil
+}
+
+func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned, usage only on -h
-	fs.StringVar(&cfg.addr, "addr", ":8080", "API listen address")
-	fs.StringVar(&cfg.metricsAddr, "metrics-addr", ":9090", "Prometheus /metrics listen address")
+	fs.Usage = func() {}     // the flag package calls it on errors too
+	fs.StringVar(&cfg.addr, "addr", ":8080",
+		"API listen `address`, host:port; the port is a number (0 picks a free one) or a service name like http")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", ":9090", "Prometheus /metrics listen `address`, as -addr")
 	fs.BoolVar(&cfg.flaky, "flaky", false, "start in flaky mode (toggle at runtime with POST /flaky)")
 	fs.DurationVar(&cfg.delay, "delay", 0,
 		"a fixed delay before every GET /status answer, flaky or not (for measuring monitors)")
@@ -68,41 +101,33 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (con
 		"instrument the API (spans, request metrics and logs); false measures what that costs")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false,
 		"probe GET /healthz on -addr and exit 0 if it answers 200, else 1 (for container health checks)")
-	fs.Usage = func() {} // the flag package calls it on errors too
+	return fs
+}
 
+// applyEnv sets each flag the command line left alone from its environment
+// variable, and returns the flags it set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]bool, error) {
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	fromEnv := map[string]bool{}
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		env, ok := envVars[f.Name]
-		if !ok || getenv(env) == "" {
+		if !ok || onCommandLine[f.Name] || getenv(env) == "" {
 			return
 		}
+		fromEnv[f.Name] = true
 		if err := fs.Set(f.Name, getenv(env)); err != nil {
 			errs = append(errs, fmt.Errorf("invalid value %q for %s (flag -%s): %w", getenv(env), env, f.Name, err))
 		}
 	})
-	if len(errs) > 0 {
-		return cfg, configError{errors.Join(errs...)}
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(fs, help)
-			return cfg, err
-		}
-		return cfg, configError{err}
-	}
-	if fs.NArg() > 0 {
-		return cfg, configError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if err := cfg.validate(); err != nil {
-		return cfg, configError{err}
-	}
-	return cfg, nil
+	return fromEnv, errors.Join(errs...)
 }
 
-func (c config) validate() error {
+func (c config) validate(source func(flag string) string) error {
 	for _, f := range []struct{ name, addr string }{{"addr", c.addr}, {"metrics-addr", c.metricsAddr}} {
-		if _, _, err := net.SplitHostPort(f.addr); err != nil {
-			return fmt.Errorf("invalid value %q for flag -%s: %w", f.addr, f.name, err)
+		if err := validateAddr(f.addr); err != nil {
+			return fmt.Errorf("invalid value %q for %s: %w", f.addr, source(f.name), err)
 		}
 	}
 	for _, f := range []struct {
@@ -110,8 +135,30 @@ func (c config) validate() error {
 		d    time.Duration
 	}{{"delay", c.delay}, {"max-delay", c.maxDelay}} {
 		if f.d < 0 || f.d > maxDelayFlag {
-			return fmt.Errorf("invalid value %s for flag -%s: must be between 0 and %s", f.d, f.name, maxDelayFlag)
+			return fmt.Errorf("invalid value %s for %s: must be between 0 and %s", f.d, source(f.name), maxDelayFlag)
 		}
+	}
+	return nil
+}
+
+// validateAddr accepts what net.Listen("tcp", addr) can bind: host:port,
+// with a port from 1 to 65535, 0 for any free port, or a service name.
+func validateAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if port == "" {
+		return errors.New("no port")
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return fmt.Errorf("port %d is not between 1 and 65535", n)
+		}
+		return nil
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q is neither a number nor a known service name", port)
 	}
 	return nil
 }

@@ -57,7 +57,13 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-seed", "-3"}, nil, "-seed"},
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
 		{[]string{"-addr", "8080"}, nil, `invalid value "8080" for flag -addr`},
+		{[]string{"-addr", ":99999"}, nil, `invalid value ":99999" for flag -addr: port 99999 is not between 1 and 65535`},
+		{[]string{"-addr", ":-1"}, nil, `invalid value ":-1" for flag -addr: port -1 is not between 1 and 65535`},
+		{[]string{"-addr", ":abc"}, nil, `invalid value ":abc" for flag -addr: port "abc" is neither a number nor a known service name`},
+		{[]string{"-addr", "127.0.0.1:"}, nil, `invalid value "127.0.0.1:" for flag -addr: no port`},
 		{[]string{"-metrics-addr", "x"}, nil, `invalid value "x" for flag -metrics-addr`},
+		{nil, map[string]string{"SERVER_METRICS_ADDR": ":70000"}, `invalid value ":70000" for SERVER_METRICS_ADDR (flag -metrics-addr): port 70000`},
+		{nil, map[string]string{"SERVER_DELAY": "2m"}, `invalid value 2m0s for SERVER_DELAY (flag -delay): must be between 0 and 1m0s`},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
 		{nil, map[string]string{"SERVER_FLAKY": "yes please"}, `invalid value "yes please" for SERVER_FLAKY (flag -flaky)`},
@@ -74,6 +80,14 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 				t.Fatalf("got %q, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestConfigAcceptsEveryKindOfPort(t *testing.T) {
+	for _, addr := range []string{":8080", "127.0.0.1:1", "[::1]:65535", "localhost:http", ":0"} {
+		if _, err := parseConfig([]string{"-addr", addr}, env(nil), &bytes.Buffer{}); err != nil {
+			t.Errorf("-addr %s: %v", addr, err)
+		}
 	}
 }
 

@@ -263,10 +263,21 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	t.Run("bad flag exits 2", func(t *testing.T) {
-		out, err := exec.Command(bin, "-max-delay", "-1s").CombinedOutput()
-		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "-max-delay") {
-			t.Fatalf("exit %d, output %q; want 2 naming -max-delay", code, out)
+	t.Run("bad value exits 2", func(t *testing.T) {
+		for _, tt := range []struct {
+			args, env []string
+			want      string
+		}{
+			{[]string{"-max-delay", "-1s"}, nil, "flag -max-delay"},
+			{[]string{"-addr", ":99999"}, nil, "flag -addr"},
+			{nil, []string{"SERVER_METRICS_ADDR=:abc"}, "SERVER_METRICS_ADDR (flag -metrics-addr)"},
+		} {
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			if code := exitCode(err); code != 2 || !strings.Contains(string(out), tt.want) {
+				t.Errorf("%v %v: exit %d, output %q; want 2 naming %s", tt.args, tt.env, code, out, tt.want)
+			}
 		}
 	})
 
