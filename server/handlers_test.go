@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -312,5 +314,35 @@ func TestBodies(t *testing.T) {
 				t.Fatalf("afterwards: /healthz %d", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// TestHeaderLimit holds the API server to its promise: a request line and
+// headers of up to 16 KiB together are read, one byte more is refused 431.
+func TestHeaderLimit(t *testing.T) {
+	st := seededStatus(false, 0, 1)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = newAPIServer(config{}, newBareHandler(st), slog.New(slog.DiscardHandler))
+	srv.Start()
+	t.Cleanup(srv.Close)
+	api := &testAPI{Server: srv, st: st}
+	for _, tt := range []struct {
+		size int
+		want int
+	}{{maxHeaderBytes, http.StatusOK}, {maxHeaderBytes + 1, http.StatusRequestHeaderFieldsTooLarge}} {
+		head := "GET /status HTTP/1.1\r\nHost: test\r\nX-Fill: "
+		const end = "\r\n\r\n"
+		req := head + strings.Repeat("x", tt.size-len(head)-len(end)) + end
+		conn := dialRaw(t, api)
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", len(req), err)
+		}
+		if resp.StatusCode != tt.want {
+			t.Errorf("request line and headers of %d bytes: got %d, want %d", len(req), resp.StatusCode, tt.want)
+		}
 	}
 }

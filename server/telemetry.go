@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/otlptranslator"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -183,6 +184,14 @@ func otlpEnabled(getenv func(string) string, signal string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// reportErrorsTo sends the errors the OpenTelemetry SDK reports (failed
+// exports) to logger; without it they would go to stderr as plain text.
+func reportErrorsTo(logger *slog.Logger) {
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("telemetry error", slog.Any("error", err))
+	}))
 }
 
 // registerStateMetrics exposes the server's state as gauges.
