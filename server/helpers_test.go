@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,15 +14,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // testAPI is the real API handler on a loopback listener, with its
-// telemetry and a copy of everything it logged.
+// telemetry, a copy of everything it logged and every span it ended.
 type testAPI struct {
 	*httptest.Server
-	st   *status
-	tel  *telemetry
-	logs *syncBuffer
+	st    *status
+	tel   *telemetry
+	logs  *syncBuffer
+	spans *tracetest.SpanRecorder
 }
 
 func newTestAPI(t *testing.T, st *status) *testAPI {
@@ -30,14 +35,15 @@ func newTestAPI(t *testing.T, st *status) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = tel.shutdown(t.Context()) })
-	if err := tel.registerStateMetrics(st); err != nil {
-		t.Fatal(err)
-	}
+	spans := tracetest.NewSpanRecorder()
+	tel.tracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	tel.tracer = tel.tracerProvider.Tracer(scopeName)
+	t.Cleanup(func() { _ = tel.shutdown(context.WithoutCancel(t.Context())) })
+	registerStateMetrics(tel.registry, st)
 	logs := &syncBuffer{}
 	srv := httptest.NewServer(newHandler(newLogger(logs, slog.LevelDebug, nil), st, tel))
 	t.Cleanup(srv.Close)
-	return &testAPI{Server: srv, st: st, tel: tel, logs: logs}
+	return &testAPI{Server: srv, st: st, tel: tel, logs: logs, spans: spans}
 }
 
 // seededStatus is a status whose flaky draws are fixed by seed.
@@ -72,7 +78,7 @@ func scrape(t *testing.T, tel *telemetry, accept string) string {
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
-	tel.metricsHandler().ServeHTTP(rec, req)
+	metricsHandler(tel.registry).ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
 	}

@@ -62,16 +62,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		cfg.seed = rand.Uint64()
 	}
 	st := newStatus(cfg.flaky, cfg.delay, cfg.maxDelay, rand.New(rand.NewPCG(cfg.seed, cfg.seed)))
-	if err := tel.registerStateMetrics(st); err != nil {
-		return fmt.Errorf("state metrics: %w", err)
-	}
+	registerStateMetrics(tel.registry, st)
 
 	handler := newBareHandler(st)
 	if cfg.telemetry {
 		handler = newHandler(logger, st, tel)
 	}
 	api := newAPIServer(cfg, handler, logger)
-	metrics := newMetricsServer(tel.metricsHandler(), logger)
+	metrics := newMetricsServer(metricsHandler(tel.registry), logger)
 	return serve(ctx, cfg, logger, api, metrics)
 }
 

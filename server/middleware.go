@@ -2,51 +2,131 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// logRequests writes one log line per request. It runs inside the otelhttp
-// handler, so the line carries the request's trace and span IDs.
-func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+// statusClientClosedRequest is nginx's code for a request whose client went
+// away before the answer was written; no HTTP status means that.
+const statusClientClosedRequest = 499
+
+// instrument wraps the API in its telemetry. It joins the caller's trace
+// and, once the handler has answered, records one span, one histogram
+// observation and one log line, all with the same status code.
+func instrument(next http.Handler, tel *telemetry, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx := tel.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		// The handlers make no spans and log nothing of their own, so the
+		// request keeps its context: a copy of it would cost more than the
+		// rest of the span.
+		ctx, span := tel.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		elapsed := time.Since(start)
+		tel.http.active.Inc()
+		next.ServeHTTP(rec, r) // the mux sets r.Pattern
+		tel.http.active.Dec()
+		end := time.Now()
 
-		status := rec.status()
-		rt := route(r.Pattern)
-		level := slog.LevelInfo
-		switch {
-		case status >= 500:
-			level = slog.LevelError
-		case status >= 400:
-			level = slog.LevelWarn
-		case rt == "/healthz":
-			level = slog.LevelDebug // health checks would drown everything else
-		}
-		attrs := []slog.Attr{
-			slog.String("method", r.Method),
-			slog.String("route", rt),
-			slog.String("path", truncate(r.URL.Path, 256)),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		}
-		if rec.interim != 0 {
-			attrs = append(attrs, slog.Int("interim_status", rec.interim))
-		}
-		// The message reads on its own (in Loki it is the line); the fields stay attributes.
-		msg := fmt.Sprintf("%s %s -> %d in %.1f ms", r.Method, truncate(r.URL.Path, 256), status, float64(elapsed.Microseconds())/1000)
-		logger.LogAttrs(r.Context(), level, msg, attrs...)
+		x := exchange{method: methodLabel(r.Method), route: route(r.Pattern), code: rec.status(r.Context()), elapsed: end.Sub(start)}
+		endSpan(span, r, x, end)
+		tel.http.observe(x.method, x.route, x.code, x.elapsed, end, span.SpanContext())
+		logRequest(ctx, logger.Handler(), r, x, end, rec.interim)
 	})
+}
+
+// exchange is what the telemetry of one request reports.
+type exchange struct {
+	method  string // bounded: "_OTHER" for methods HTTP does not define
+	route   string // "" when no route matched
+	code    int
+	elapsed time.Duration
+}
+
+// endSpan names the span and sets its attributes as the HTTP semantic
+// conventions say, if anything records it.
+func endSpan(span trace.Span, r *http.Request, x exchange, end time.Time) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	method := x.method
+	if method == "_OTHER" {
+		method = "HTTP"
+	}
+	if x.route != "" {
+		span.SetName(method + " " + x.route)
+	} else {
+		span.SetName(method)
+	}
+	span.SetAttributes(
+		semconv.HTTPRequestMethodKey.String(x.method),
+		semconv.URLPath(r.URL.Path),
+		semconv.URLScheme("http"),
+		semconv.HTTPResponseStatusCode(x.code),
+		semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
+		semconv.ServerAddress(hostOnly(r.Host)),
+		semconv.ClientAddress(hostOnly(r.RemoteAddr)),
+		semconv.UserAgentOriginal(r.UserAgent()),
+	)
+	if x.route != "" {
+		span.SetAttributes(semconv.HTTPRoute(x.route))
+	}
+	if x.method == "_OTHER" {
+		span.SetAttributes(semconv.HTTPRequestMethodOriginal(r.Method))
+	}
+	if x.code >= 500 { // a 4xx is the client's error, not the server's
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(x.code)))
+		span.SetStatus(codes.Error, "")
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// logRequest writes the request's line: its level says how it went (5xx
+// error, 4xx warning, health checks debug, the rest info), its message
+// reads on its own (in Loki it is the line) and its fields are for queries.
+//
+// It calls the handler directly: slog.Logger would first look up its
+// caller's program counter, which costs as much as writing the line.
+func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange, end time.Time, interim int) {
+	level := slog.LevelInfo
+	switch {
+	case x.code >= 500:
+		level = slog.LevelError
+	case x.code >= 400:
+		level = slog.LevelWarn
+	case x.route == "/healthz":
+		level = slog.LevelDebug // health checks would drown everything else
+	}
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	path := truncate(r.URL.Path, 256)
+	ms := float64(x.elapsed.Microseconds()) / 1000
+	rec := slog.NewRecord(end, level, fmt.Sprintf("%s %s -> %d in %.1f ms", r.Method, path, x.code, ms), 0)
+	rec.AddAttrs(
+		slog.String("method", r.Method),
+		slog.String("route", x.route),
+		slog.String("path", path),
+		slog.Int("status", x.code),
+		slog.Float64("duration_ms", ms),
+	)
+	if interim != 0 {
+		rec.AddAttrs(slog.Int("interim_status", interim))
+	}
+	_ = h.Handle(ctx, rec) // a failing stdout has no better place to be reported
 }
 
 // statusRecorder remembers the final status code a handler sent, and the
@@ -73,26 +153,21 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// status is the final code on the wire: net/http sends 200 for a handler
-// that wrote nothing.
-func (r *statusRecorder) status() int {
-	if r.code == 0 {
-		return http.StatusOK
+// status is the request's outcome: the code the handler sent; 499 when it
+// sent nothing because the client had gone away (ctx is the request's);
+// else 200, which net/http sends for a handler that wrote nothing.
+func (r *statusRecorder) status(ctx context.Context) int {
+	switch {
+	case r.code != 0:
+		return r.code
+	case ctx.Err() != nil:
+		return statusClientClosedRequest
 	}
-	return r.code
+	return http.StatusOK
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// countActive keeps a gauge of the requests being handled.
-func countActive(active metric.Int64UpDownCounter, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		active.Add(r.Context(), 1)
-		defer active.Add(r.Context(), -1)
-		next.ServeHTTP(w, r)
-	})
-}
 
 // readBody reads every request body, at most max bytes, before a route sees
 // the request: an over-long body is refused with 413 and a malformed one (a
@@ -126,4 +201,12 @@ func route(pattern string) string {
 		return pattern[i:]
 	}
 	return ""
+}
+
+// hostOnly drops the port from host:port.
+func hostOnly(hostport string) string {
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		return host
+	}
+	return hostport
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"log/slog"
 	"net/http"
-
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // maxBodyBytes bounds request bodies. No route needs one; the bound keeps a
@@ -29,24 +27,8 @@ func newBareHandler(st *status) http.Handler {
 	return readBody(maxBodyBytes, routes(st))
 }
 
-// newHandler is the API, instrumented: a span per request, the request
-// duration histogram and one log line per request.
+// newHandler is the API, instrumented: a span, a request duration
+// observation and a log line per request.
 func newHandler(logger *slog.Logger, st *status, tel *telemetry) http.Handler {
-	h := logRequests(logger, newBareHandler(st))
-	h = countActive(tel.activeRequests, h)
-	return otelhttp.NewHandler(h, "http.server",
-		otelhttp.WithTracerProvider(tel.tracerProvider),
-		otelhttp.WithMeterProvider(tel.meterProvider),
-		otelhttp.WithPropagators(tel.propagator),
-		otelhttp.WithSpanNameFormatter(spanName),
-	)
-}
-
-// spanName follows the HTTP semantic conventions: "{method} {route}" once the
-// mux has matched a pattern, the bare method before (or when none matched).
-func spanName(_ string, r *http.Request) string {
-	if r.Pattern != "" {
-		return r.Method + " " + route(r.Pattern)
-	}
-	return r.Method
+	return instrument(newBareHandler(st), tel, logger)
 }
