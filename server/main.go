@@ -50,11 +50,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return healthcheck(ctx, cfg.addr)
 	}
 
+	logs := newFlushingWriter(stdout, logFlushEvery)
+	defer logs.Close()
 	tel, err := newTelemetry(ctx, getenv)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stdout, cfg.logLevel, tel.logHandler())
+	logger := newLogger(logs, cfg.logLevel, tel.logHandler())
 	reportErrorsTo(logger)
 	defer flushTelemetry(ctx, tel, logger)
 

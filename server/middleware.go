@@ -96,7 +96,7 @@ func endSpan(span trace.Span, r *http.Request, x exchange, end time.Time) {
 
 // logRequest writes the request's line: its level says how it went (5xx
 // error, 4xx warning, health checks debug, the rest info), its message
-// reads on its own (in Loki it is the line) and its fields are for queries.
+// reads as a sentence and its fields are for queries.
 //
 // It calls the handler directly: slog.Logger would first look up its
 // caller's program counter, which costs as much as writing the line.
@@ -115,7 +115,7 @@ func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange
 	}
 	path := truncate(r.URL.Path, 256)
 	ms := float64(x.elapsed.Microseconds()) / 1000
-	rec := slog.NewRecord(end, level, fmt.Sprintf("%s %s -> %d in %.1f ms", r.Method, path, x.code, ms), 0)
+	rec := slog.NewRecord(end, level, requestMessage(r.Method, path, x.code, ms), 0)
 	rec.AddAttrs(
 		slog.String("method", r.Method),
 		slog.String("route", x.route),
@@ -127,6 +127,15 @@ func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange
 		rec.AddAttrs(slog.Int("interim_status", interim))
 	}
 	_ = h.Handle(ctx, rec) // a failing stdout has no better place to be reported
+}
+
+// requestMessage reads "GET /status -> 503 in 12.3 ms", as before.
+func requestMessage(method, path string, code int, ms float64) string {
+	b := make([]byte, 0, len(method)+len(path)+32)
+	b = append(append(append(b, method...), ' '), path...)
+	b = strconv.AppendInt(append(b, " -> "...), int64(code), 10)
+	b = strconv.AppendFloat(append(b, " in "...), ms, 'f', 1, 64)
+	return string(append(b, " ms"...))
 }
 
 // statusRecorder remembers the final status code a handler sent, and the
