@@ -21,9 +21,41 @@ type config struct {
 	maxDelay    time.Duration
 	seed        uint64
 	logLevel    slog.Level
-	telemetry   bool
+	telemetry   telemetryMode
 	healthcheck bool
 }
+
+// telemetryMode is what -telemetry instruments the API with.
+type telemetryMode string
+
+const (
+	telemetryOn  telemetryMode = "true"  // a span, the request histogram and a JSON log line per request
+	telemetryOff telemetryMode = "false" // nothing: the bare handler
+	// telemetrySlog is what a typical Go service does, one line per request
+	// through log/slog's JSON handler, unbuffered; make bench compares with it.
+	telemetrySlog telemetryMode = "slog"
+)
+
+func (m *telemetryMode) String() string { return string(*m) }
+
+func (m *telemetryMode) Set(s string) error {
+	if s == string(telemetrySlog) {
+		*m = telemetrySlog
+		return nil
+	}
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("must be true, false or slog")
+	}
+	*m = telemetryOff
+	if on {
+		*m = telemetryOn
+	}
+	return nil
+}
+
+// IsBoolFlag lets a bare -telemetry mean -telemetry=true.
+func (m *telemetryMode) IsBoolFlag() bool { return true }
 
 // maxDelayFlag bounds -delay and -max-delay: an answer must not outlive the
 // server's write timeout.
@@ -52,7 +84,7 @@ var envVars = map[string]string{
 // parseConfig reads args and the environment. With -h it prints the usage to
 // help and returns flag.ErrHelp.
 func parseConfig(args []string, getenv func(string) string, help io.Writer) (config, error) {
-	var cfg config
+	cfg := config{telemetry: telemetryOn}
 	fs := newFlagSet(&cfg)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -97,8 +129,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Uint64Var(&cfg.seed, "seed", 0,
 		"seed of the flaky draws; 0 picks one at random (it is logged at start-up, so a run can be replayed)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "least severe `level` to log: debug, info, warn or error")
-	fs.BoolVar(&cfg.telemetry, "telemetry", true,
-		"instrument the API (spans, request metrics and logs); false measures what that costs")
+	fs.Var(&cfg.telemetry, "telemetry",
+		"instrument the API (spans, request metrics and logs); false measures what that costs, "+
+			"slog compares with one plain log/slog line per request")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false,
 		"probe GET /healthz on -addr and exit 0 if it answers 200, else 1 (for container health checks)")
 	return fs

@@ -19,7 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{addr: ":8080", metricsAddr: ":9090", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo, telemetry: true}
+	want := config{addr: ":8080", metricsAddr: ":9090", maxDelay: 500 * time.Millisecond, logLevel: slog.LevelInfo, telemetry: telemetryOn}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -38,7 +38,7 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{addr: "127.0.0.1:1", metricsAddr: ":3", flaky: true, delay: 50 * time.Millisecond,
-		maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug}
+		maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug, telemetry: telemetryOff}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -64,6 +64,7 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-metrics-addr", "x"}, nil, `invalid value "x" for flag -metrics-addr`},
 		{nil, map[string]string{"SERVER_METRICS_ADDR": ":70000"}, `invalid value ":70000" for SERVER_METRICS_ADDR (flag -metrics-addr): port 70000`},
 		{nil, map[string]string{"SERVER_DELAY": "2m"}, `invalid value 2m0s for SERVER_DELAY (flag -delay): must be between 0 and 1m0s`},
+		{[]string{"-telemetry=maybe"}, nil, `"maybe" for -telemetry: must be true, false or slog`},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
 		{nil, map[string]string{"SERVER_FLAKY": "yes please"}, `invalid value "yes please" for SERVER_FLAKY (flag -flaky)`},
@@ -87,6 +88,18 @@ func TestConfigAcceptsEveryKindOfPort(t *testing.T) {
 	for _, addr := range []string{":8080", "127.0.0.1:1", "[::1]:65535", "localhost:http", ":0"} {
 		if _, err := parseConfig([]string{"-addr", addr}, env(nil), &bytes.Buffer{}); err != nil {
 			t.Errorf("-addr %s: %v", addr, err)
+		}
+	}
+}
+
+func TestConfigTelemetryModes(t *testing.T) {
+	for args, want := range map[string]telemetryMode{
+		"": telemetryOn, "-telemetry": telemetryOn, "-telemetry=1": telemetryOn,
+		"-telemetry=false": telemetryOff, "-telemetry=slog": telemetrySlog,
+	} {
+		cfg, err := parseConfig(strings.Fields(args), env(nil), &bytes.Buffer{})
+		if err != nil || cfg.telemetry != want {
+			t.Errorf("%q: got %q, %v; want %q", args, cfg.telemetry, err, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -66,13 +67,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	st := newStatus(cfg.flaky, cfg.delay, cfg.maxDelay, rand.New(rand.NewPCG(cfg.seed, cfg.seed)))
 	registerStateMetrics(tel.registry, st)
 
-	handler := newBareHandler(st)
-	if cfg.telemetry {
-		handler = newHandler(logger, st, tel)
-	}
-	api := newAPIServer(cfg, handler, logger)
+	api := newAPIServer(cfg, apiHandler(cfg.telemetry, st, tel, logger, stdout), logger)
 	metrics := newMetricsServer(metricsHandler(tel.registry), logger)
 	return serve(ctx, cfg, logger, api, metrics)
+}
+
+// apiHandler is the API with the telemetry -telemetry asks for.
+func apiHandler(mode telemetryMode, st *status, tel *telemetry, logger *slog.Logger, stdout io.Writer) http.Handler {
+	switch mode {
+	case telemetryOn:
+		return newHandler(logger, st, tel)
+	case telemetrySlog:
+		return logEachRequest(slog.New(slog.NewJSONHandler(stdout, nil)), newBareHandler(st))
+	}
+	return newBareHandler(st)
 }
 
 // flushTelemetry exports what is left at exit. Telemetry that cannot be

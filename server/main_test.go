@@ -159,6 +159,28 @@ func TestRunWithoutTelemetry(t *testing.T) {
 	}
 }
 
+// TestRunWithPlainSlog serves the API behind one unbuffered log/slog JSON
+// line per request and nothing else: make bench's yardstick.
+func TestRunWithPlainSlog(t *testing.T) {
+	p := startRun(t, env(nil), "-telemetry=slog")
+	do(t, "GET", p.api+"/status", nil)
+	_, body := do(t, "GET", p.metrics+"/metrics", nil)
+	if strings.Contains(body, "http_server_request_duration_seconds") {
+		t.Errorf("request metrics with -telemetry=slog:\n%s", grep(body, "http_server"))
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	p.lines.mu.Lock()
+	defer p.lines.mu.Unlock()
+	for _, l := range p.lines.lines {
+		if l["msg"] == "request" && l["level"] == "INFO" && l["path"] == "/status" && l["status"] == 200.0 {
+			return
+		}
+	}
+	t.Errorf("no slog request line among %v", p.lines.lines)
+}
+
 // TestOTLPExport points the OTLP exporters at a local receiver and checks
 // that the request's span and log line arrive, joined to the caller's trace.
 func TestOTLPExport(t *testing.T) {

@@ -138,6 +138,23 @@ func requestMessage(method, path string, code int, ms float64) string {
 	return string(append(b, " ms"...))
 }
 
+// logEachRequest writes one line per request through a plain log/slog
+// logger: what a typical Go service does, and the yardstick make bench
+// holds the instrumented server against (-telemetry=slog).
+func logEachRequest(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status(r.Context())),
+			slog.Duration("duration", time.Since(start)),
+		)
+	})
+}
+
 // statusRecorder remembers the final status code a handler sent, and the
 // last informational (1xx) one, which net/http sends ahead of the final.
 type statusRecorder struct {

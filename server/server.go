@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, api, metrics *h
 		slog.Bool("flaky", cfg.flaky),
 		slog.Duration("delay", cfg.delay),
 		slog.Duration("max_delay", cfg.maxDelay),
-		slog.Bool("telemetry", cfg.telemetry),
+		slog.String("telemetry", string(cfg.telemetry)),
 		slog.Uint64("seed", cfg.seed),
 		slog.String("version", version),
 	)
