@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -29,11 +28,10 @@ const statusClientClosedRequest = 499
 func instrument(next http.Handler, tel *telemetry, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ctx := tel.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		// The handlers make no spans and log nothing of their own, so the
 		// request keeps its context: a copy of it would cost more than the
 		// rest of the span.
-		ctx, span := tel.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		ctx, span := tel.startSpan(r)
 		rec := &statusRecorder{ResponseWriter: w}
 		tel.http.active.Inc()
 		next.ServeHTTP(rec, r) // the mux sets r.Pattern
@@ -131,8 +129,8 @@ func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange
 
 // requestMessage reads "GET /status -> 503 in 12.3 ms", as before.
 func requestMessage(method, path string, code int, ms float64) string {
-	b := make([]byte, 0, len(method)+len(path)+32)
-	b = append(append(append(b, method...), ' '), path...)
+	var buf [128]byte
+	b := append(append(append(buf[:0], method...), ' '), path...)
 	b = strconv.AppendInt(append(b, " -> "...), int64(code), 10)
 	b = strconv.AppendFloat(append(b, " in "...), ms, 'f', 1, 64)
 	return string(append(b, " ms"...))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -121,4 +122,29 @@ func attr(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
 		}
 	}
 	return attribute.Value{}
+}
+
+// TestSpanContextWithoutExporter: with no span exported, a request still
+// gets a span context of its own in the caller's trace, or in a new one.
+func TestSpanContextWithoutExporter(t *testing.T) {
+	tel, err := newTelemetry(t.Context(), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.tracer != nil {
+		t.Fatal("a tracer without an exporter")
+	}
+	req := httptest.NewRequest("GET", "/status", nil)
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	_, span := tel.startSpan(req)
+	sc := span.SpanContext()
+	if sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || !sc.SpanID().IsValid() ||
+		sc.SpanID().String() == "00f067aa0ba902b7" || sc.IsSampled() || span.IsRecording() {
+		t.Errorf("joined span context: %+v", sc)
+	}
+	_, first := tel.startSpan(httptest.NewRequest("GET", "/status", nil))
+	_, second := tel.startSpan(httptest.NewRequest("GET", "/status", nil))
+	if !first.SpanContext().IsValid() || first.SpanContext().TraceID() == second.SpanContext().TraceID() {
+		t.Errorf("new traces: %v and %v", first.SpanContext().TraceID(), second.SpanContext().TraceID())
+	}
 }

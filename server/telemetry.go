@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
@@ -34,9 +36,10 @@ const (
 type telemetry struct {
 	registry       *prometheus.Registry
 	http           *httpMetrics
-	tracerProvider *sdktrace.TracerProvider
-	tracer         trace.Tracer
+	tracerProvider *sdktrace.TracerProvider // nil without an OTLP traces endpoint
+	tracer         trace.Tracer             // nil without an OTLP traces endpoint
 	propagator     propagation.TextMapPropagator
+	propagated     []string               // the propagator's header names, canonical
 	loggerProvider *sdklog.LoggerProvider // nil without an OTLP logs endpoint
 }
 
@@ -53,32 +56,60 @@ func newTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, 
 		registry:   newRegistry(res),
 		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
+	for _, f := range tel.propagator.Fields() {
+		tel.propagated = append(tel.propagated, http.CanonicalHeaderKey(f))
+	}
 	tel.http = newHTTPMetrics(tel.registry)
 	if tel.tracerProvider, err = newTracerProvider(ctx, getenv, res); err != nil {
 		return nil, err
 	}
-	tel.tracer = tel.tracerProvider.Tracer(scopeName)
+	if tel.tracerProvider != nil {
+		tel.tracer = tel.tracerProvider.Tracer(scopeName)
+	}
 	if tel.loggerProvider, err = newLoggerProvider(ctx, getenv, res); err != nil {
 		return nil, err
 	}
 	return tel, nil
 }
 
-// newTracerProvider exports spans when OTLP traces are configured. Without,
-// it samples nothing: nothing would read a recorded span. Unsampled spans
-// still have IDs, which join a caller's traceparent and link logs and
-// exemplars, at a fraction of the cost.
+// newTracerProvider exports spans when OTLP traces are configured, else it
+// returns nil: nothing would read a recorded span.
 func newTracerProvider(ctx context.Context, getenv func(string) string, res *resource.Resource) (*sdktrace.TracerProvider, error) {
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(fastIDs{})}
 	on, err := otlpEnabled(getenv, "TRACES")
 	if err != nil || !on {
-		return sdktrace.NewTracerProvider(append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))...), err
+		return nil, err
 	}
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("otlp trace exporter: %w", err)
 	}
-	return sdktrace.NewTracerProvider(append(opts, sdktrace.WithBatcher(exp))...), nil
+	return sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithIDGenerator(fastIDs{}), sdktrace.WithBatcher(exp)), nil
+}
+
+// startSpan starts the request's server span, joined to the caller's
+// trace. When no span is exported it only makes up the span's context,
+// the caller's trace ID (or a new one) and a new span ID, which the log
+// line and the exemplar carry: the SDK would do more work for a span
+// nobody reads.
+func (t *telemetry) startSpan(r *http.Request) (context.Context, trace.Span) {
+	ctx := r.Context()
+	if slices.ContainsFunc(t.propagated, func(h string) bool { return len(r.Header[h]) > 0 }) {
+		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)) // looking costs allocations
+	}
+	if t.tracer != nil {
+		return t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	}
+	parent := trace.SpanContextFromContext(ctx)
+	traceID := parent.TraceID()
+	if !traceID.IsValid() {
+		traceID = newTraceID()
+	}
+	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    traceID,
+		SpanID:     newSpanID(),
+		TraceState: parent.TraceState(),
+	}))
+	return ctx, trace.SpanFromContext(ctx)
 }
 
 // fastIDs draws trace and span IDs from math/rand/v2's per-thread
@@ -87,15 +118,19 @@ func newTracerProvider(ctx context.Context, getenv func(string) string, res *res
 type fastIDs struct{}
 
 func (fastIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
+	return newTraceID(), newSpanID()
+}
+
+func (fastIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
+
+func newTraceID() trace.TraceID {
 	var tid trace.TraceID
 	for !tid.IsValid() {
 		binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
 		binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
 	}
-	return tid, newSpanID()
+	return tid
 }
-
-func (fastIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
 
 func newSpanID() trace.SpanID {
 	var sid trace.SpanID
@@ -157,7 +192,10 @@ func (t *telemetry) logHandler() slog.Handler {
 
 // shutdown flushes and stops every provider.
 func (t *telemetry) shutdown(ctx context.Context) error {
-	errs := []error{t.tracerProvider.Shutdown(ctx)}
+	var errs []error
+	if t.tracerProvider != nil {
+		errs = append(errs, t.tracerProvider.Shutdown(ctx))
+	}
 	if t.loggerProvider != nil {
 		errs = append(errs, t.loggerProvider.Shutdown(ctx))
 	}
