@@ -63,7 +63,7 @@ pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules
 # The benchmarks: docs/benchmarks.md, regenerated from scratch (about 5 min).
 bench: $(VENV)/.installed bench-tools
 	cd server && $(GO) build -o ../bin/server .
-	$(PY) bench/run.py --out docs/benchmarks.md
+	$(PY) -m bench --out docs/benchmarks.md
 
 # wrk and blackbox_exporter come from Debian's packages (as root).
 bench-tools:

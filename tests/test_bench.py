@@ -16,7 +16,7 @@ def test_smoke_run_writes_every_table(tmp_path: Path, server_binary: Path) -> No
     tool("BLACKBOX_EXPORTER", "prometheus-blackbox-exporter")
     out = tmp_path / "benchmarks.md"
     subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--out", str(out), "--server", str(server_binary)],
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--server", str(server_binary)],
         cwd=ROOT,
         check=True,
         timeout=300,
@@ -28,5 +28,10 @@ def test_smoke_run_writes_every_table(tmp_path: Path, server_binary: Path) -> No
         rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("|---")]
         assert len(rows) >= 3, f"a table with a header and rows:\n{section}"
     assert "| CPU |" in text  # the machine's facts
-    for goal in ("blackbox_exporter's + 1 ms", "goal: under 15 %", "Within interval + timeout + 0.5 s"):
+    for goal in (
+        "blackbox_exporter's + 1 ms",
+        "goal: under 15 %",
+        "Within interval + timeout + 0.5 s",
+    ):
         assert goal in text
+    assert "$" not in text  # every placeholder of the template filled
