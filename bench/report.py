@@ -28,24 +28,26 @@ TEMPLATE = Path(__file__).with_name("template.md")
 
 
 def report(binary: Path, smoke: bool) -> str:
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()
     values: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for measure in TABLES:
             values |= measure(Run(binary, Path(tmp), smoke))
+    load_after = os.getloadavg()
     values |= {
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
         "took": f"{time.monotonic() - started:.0f}",
-        "machine": table(["Machine", ""], machine()),
+        "machine": table(["Machine", ""], machine(load_before, load_after)),
     }
     return Template(TEMPLATE.read_text()).substitute(values)
 
 
-def machine() -> list[list[str]]:
+def machine(load_before: tuple[float, float, float], load_after: tuple[float, float, float]) -> list[list[str]]:
     cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
     os_name = re.search(r'^PRETTY_NAME="(.+)"$', Path("/etc/os-release").read_text(), re.M)
     return [
         ["CPU", f"{cpu.group(1) if cpu else platform.processor()}, {os.cpu_count()} logical CPUs"],
+        ["Load average (1, 5, 15 min)", f"{loads(load_before)} at the start, {loads(load_after)} at the end"],
         ["OS", f"{os_name.group(1) if os_name else platform.system()}, kernel {platform.release()}"],
         ["Go", version("go", "version")],
         ["Python", platform.python_version()],
@@ -53,6 +55,10 @@ def machine() -> list[list[str]]:
         ["wrk", version("wrk", "--version")],
         ["Commit", version("git", "-C", str(ROOT), "describe", "--always", "--dirty")],
     ]
+
+
+def loads(avg: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.1f}" for x in avg)
 
 
 def version(*cmd: str) -> str:

@@ -31,7 +31,11 @@ def test_smoke_run_writes_every_table(tmp_path: Path, server_binary: Path) -> No
     for goal in (
         "blackbox_exporter's + 1 ms",
         "goal: under 15 %",
+        "goal: no worse",
         "Within interval + timeout + 0.5 s",
     ):
         assert goal in text
+    table4 = re.split(r"^## \d\. ", text, flags=re.M)[4]
+    for server in ("| instrumented |", "| plain log/slog line per request |", "| without telemetry |"):
+        assert server in table4
     assert "$" not in text  # every placeholder of the template filled
