@@ -30,8 +30,8 @@ const exemplarEvery = 100 * time.Millisecond
 // OpenTelemetry's HTTP semantic conventions give them in Prometheus.
 type httpMetrics struct {
 	duration *prometheus.HistogramVec
-	active   prometheus.Gauge
-	series   sync.Map // seriesKey -> *series
+	active   atomic.Int64 // one atomic add, where a prometheus.Gauge would loop on a compare-and-swap
+	series   sync.Map     // seriesKey -> *series
 }
 
 type seriesKey struct {
@@ -47,18 +47,16 @@ type series struct {
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_server_request_duration_seconds",
-			Help:    "Duration of HTTP server requests.",
-			Buckets: durationBuckets,
-		}, []string{"http_request_method", "http_route", "http_response_status_code"}),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "http_server_active_requests",
-			Help: "Requests the API is handling now.",
-		}),
-	}
-	reg.MustRegister(m.duration, m.active)
+	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "http_server_request_duration_seconds",
+		Help:    "Duration of HTTP server requests.",
+		Buckets: durationBuckets,
+	}, []string{"http_request_method", "http_route", "http_response_status_code"})}
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "http_server_active_requests",
+		Help: "Requests the API is handling now.",
+	}, func() float64 { return float64(m.active.Load()) })
+	reg.MustRegister(m.duration, active)
 	return m
 }
 

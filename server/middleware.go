@@ -33,9 +33,9 @@ func instrument(next http.Handler, tel *telemetry, logger *slog.Logger) http.Han
 		// rest of the span.
 		ctx, span := tel.startSpan(r)
 		rec := &statusRecorder{ResponseWriter: w}
-		tel.http.active.Inc()
+		tel.http.active.Add(1)
 		next.ServeHTTP(rec, r) // the mux sets r.Pattern
-		tel.http.active.Dec()
+		tel.http.active.Add(-1)
 		end := time.Now()
 
 		x := exchange{method: methodLabel(r.Method), route: route(r.Pattern), code: rec.status(r.Context()), elapsed: end.Sub(start)}
