@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -24,27 +23,52 @@ func newLogger(stdout io.Writer, level slog.Leveler, otlp slog.Handler) *slog.Lo
 	return slog.New(h)
 }
 
-// flushingWriter buffers what is written to it and passes it on when the
-// buffer is full, every logFlushEvery, and at Close: one write(2) for many
-// log lines instead of one per line.
+// flushingWriter buffers what is written to it and passes it on from a
+// goroutine of its own: every logFlushEvery, as soon as flushAt bytes are
+// waiting, and at Close. A request appends its line and goes on; one
+// write(2) carries many lines. Only when flushLimit bytes are waiting (the
+// output is slower than the log) does a writer wait to write them itself.
 type flushingWriter struct {
-	mu   sync.Mutex
-	buf  *bufio.Writer
-	stop chan struct{}
-	done chan struct{}
+	out   io.Writer
+	mu    sync.Mutex // guards buf
+	buf   []byte
+	outMu sync.Mutex // one flush at a time; guards spare
+	spare []byte
+	kick  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
 }
 
+const (
+	flushAt    = 64 << 10
+	flushLimit = 1 << 20
+)
+
 // newFlushingWriter starts the writer's flush loop; Close stops it.
-func newFlushingWriter(w io.Writer, every time.Duration) *flushingWriter {
-	f := &flushingWriter{buf: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+func newFlushingWriter(out io.Writer, every time.Duration) *flushingWriter {
+	f := &flushingWriter{
+		out: out, buf: make([]byte, 0, flushAt), spare: make([]byte, 0, flushAt),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
 	go f.flushEvery(every)
 	return f
 }
 
 func (f *flushingWriter) Write(p []byte) (int, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.buf.Write(p)
+	f.buf = append(f.buf, p...)
+	waiting := len(f.buf)
+	f.mu.Unlock()
+	switch {
+	case waiting >= flushLimit:
+		return len(p), f.flush()
+	case waiting >= flushAt:
+		select {
+		case f.kick <- struct{}{}:
+		default: // a flush is due already
+		}
+	}
+	return len(p), nil
 }
 
 func (f *flushingWriter) flushEvery(every time.Duration) {
@@ -54,20 +78,30 @@ func (f *flushingWriter) flushEvery(every time.Duration) {
 	for {
 		select {
 		case <-tick.C:
-			_ = f.flush() // a failing stdout has no better place to be reported
+		case <-f.kick:
 		case <-f.stop:
 			return
 		}
+		_ = f.flush() // a failing stdout has no better place to be reported
 	}
 }
 
+// flush swaps the buffers and writes out the full one, so writers append
+// to the other meanwhile.
 func (f *flushingWriter) flush() error {
+	f.outMu.Lock()
+	defer f.outMu.Unlock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.buf.Buffered() == 0 {
+	full := f.buf
+	f.buf = f.spare[:0]
+	f.mu.Unlock()
+	if len(full) == 0 {
+		f.spare = full
 		return nil
 	}
-	return f.buf.Flush()
+	_, err := f.out.Write(full)
+	f.spare = full[:0]
+	return err
 }
 
 // Close stops the flush loop and writes out what is buffered.

@@ -147,7 +147,8 @@ func (h traceIDs) Handle(ctx context.Context, r slog.Record) error {
 }
 
 // TestFlushingWriter: lines reach the underlying writer within the flush
-// interval without anyone asking, and at Close.
+// interval without anyone asking, as soon as 64 KiB are waiting, and at
+// Close.
 func TestFlushingWriter(t *testing.T) {
 	var out syncBuffer
 	w := newFlushingWriter(&out, 10*time.Millisecond)
@@ -163,5 +164,19 @@ func TestFlushingWriter(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+
+	var big syncBuffer
+	full := newFlushingWriter(&big, time.Hour)
+	line := strings.Repeat("x", 1023) + "\n"
+	for range flushAt / len(line) {
+		fmt.Fprint(full, line)
+	}
+	waitFor(t, func() bool { return len(big.String()) == flushAt }) // long before the hour
+	for range flushLimit / len(line) {
+		fmt.Fprint(full, line)
+	}
+	if err := full.Close(); err != nil || len(big.String()) != flushAt+flushLimit {
+		t.Fatalf("after Close: %d bytes, %v; want %d", len(big.String()), err, flushAt+flushLimit)
 	}
 }
