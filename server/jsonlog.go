@@ -40,26 +40,58 @@ func (h *jsonHandler) Enabled(_ context.Context, l slog.Level) bool { return l >
 
 func (h *jsonHandler) Handle(ctx context.Context, r slog.Record) error {
 	bp := lineBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], `{"timestamp":"`...)
-	b = append(r.Time.UTC().AppendFormat(b, time.RFC3339Nano), `","severity":`...)
-	b = appendJSONString(b, r.Level.String())
-	b = appendJSONString(append(b, `,"message":`...), r.Message)
+	b := appendJSONString(h.appendStart(*bp, r.Time, r.Level), r.Message)
 	b = append(b, h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
 		b = appendAttr(b, h.group, a)
 		return true
 	})
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		tid, sid := sc.TraceID(), sc.SpanID()
-		b = appendHex(append(b, `,"trace_id":"`...), tid[:])
-		b = appendHex(append(b, `","span_id":"`...), sid[:])
-		b = append(b, '"')
+	return h.writeLine(bp, appendTraceIDs(b, trace.SpanContextFromContext(ctx)))
+}
+
+// writeRequest writes what Handle would for line.record() with the line's
+// span context, without building the record: a line per request makes
+// that cost count.
+func (h *jsonHandler) writeRequest(line requestLine) error {
+	bp := lineBuffers.Get().(*[]byte)
+	b := append(h.appendStart(*bp, line.time, line.level), '"')
+	b = append(append(line.appendMessage(b, appendJSONChars), '"'), h.attrs...)
+	b = appendJSONString(append(b, `,"method":`...), line.method)
+	b = appendJSONString(append(b, `,"route":`...), line.route)
+	b = appendJSONString(append(b, `,"path":`...), line.path)
+	b = strconv.AppendInt(append(b, `,"status":`...), int64(line.code), 10)
+	b = appendFloat(append(b, `,"duration_ms":`...), line.ms)
+	if line.interim != 0 {
+		b = strconv.AppendInt(append(b, `,"interim_status":`...), int64(line.interim), 10)
 	}
+	return h.writeLine(bp, appendTraceIDs(b, line.sc))
+}
+
+// appendStart appends the line up to the message's value.
+func (h *jsonHandler) appendStart(b []byte, t time.Time, level slog.Level) []byte {
+	b = append(b[:0], `{"timestamp":"`...)
+	b = append(t.UTC().AppendFormat(b, time.RFC3339Nano), `","severity":`...)
+	b = appendJSONString(b, level.String())
+	b = append(b, `,"message":`...)
+	return b
+}
+
+func (h *jsonHandler) writeLine(bp *[]byte, b []byte) error {
 	b = append(b, "}\n"...)
 	_, err := h.w.Write(b)
 	*bp = b
 	lineBuffers.Put(bp)
 	return err
+}
+
+func appendTraceIDs(b []byte, sc trace.SpanContext) []byte {
+	if !sc.IsValid() {
+		return b
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b = appendHex(append(b, `,"trace_id":"`...), tid[:])
+	b = appendHex(append(b, `","span_id":"`...), sid[:])
+	return append(b, '"')
 }
 
 func (h *jsonHandler) WithAttrs(as []slog.Attr) slog.Handler {
@@ -82,9 +114,8 @@ func (h *jsonHandler) WithGroup(name string) slog.Handler {
 
 // appendAttr appends `,"key":value`, and a group's attributes one by one.
 func appendAttr(b []byte, group string, a slog.Attr) []byte {
-	a.Value = a.Value.Resolve()
-	if a.Equal(slog.Attr{}) {
-		return b
+	if a.Value.Kind() == slog.KindLogValuer {
+		a.Value = a.Value.Resolve()
 	}
 	if a.Value.Kind() == slog.KindGroup {
 		if a.Key != "" {
@@ -95,7 +126,14 @@ func appendAttr(b []byte, group string, a slog.Attr) []byte {
 		}
 		return b
 	}
-	b = appendJSONString(append(b, ','), group+a.Key)
+	if a.Key == "" && a.Equal(slog.Attr{}) {
+		return b
+	}
+	key := a.Key
+	if group != "" {
+		key = group + key
+	}
+	b = appendJSONString(append(b, ','), key)
 	return appendValue(append(b, ':'), a.Value)
 }
 
@@ -138,19 +176,32 @@ func appendFloat(b []byte, f float64) []byte {
 	return strconv.AppendFloat(b, f, format, -1, 64)
 }
 
+// jsonSafe marks the bytes a JSON string holds as they are: printable
+// ASCII but the quote and the backslash.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		safe[c] = c != '"' && c != '\\'
+	}
+	return safe
+}()
+
 // appendJSONString appends s as a JSON string: quotes, backslashes and
 // control characters escaped, invalid UTF-8 replaced by U+FFFD.
 func appendJSONString(b []byte, s string) []byte {
+	return append(appendJSONChars(append(b, '"'), s), '"')
+}
+
+// appendJSONChars appends s escaped for a JSON string, without the quotes.
+func appendJSONChars(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
 		if c < utf8.RuneSelf {
+			if jsonSafe[c] {
+				i++
+				continue
+			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -171,13 +222,11 @@ func appendJSONString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(append(b, s[start:i]...), `\ufffd`...)
-			i += size
-			start = i
-			continue
+			start = i + size
 		}
 		i += size
 	}
-	return append(append(b, s[start:]...), '"')
+	return append(b, s[start:]...)
 }
 
 func appendHex(b []byte, id []byte) []byte {

@@ -116,6 +116,33 @@ func TestJSONHandlerWritesWhatSlogWould(t *testing.T) {
 	}
 }
 
+// TestRequestLineBothWays: the request line the handler writes directly is
+// the line it writes for the same line as a slog record, which is what
+// other handlers (OTLP) get.
+func TestRequestLineBothWays(t *testing.T) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2}, SpanID: trace.SpanID{3}})
+	at := time.Date(2026, 12, 1, 5, 0, 0, 1000, time.UTC)
+	for _, line := range []requestLine{
+		{slog.LevelInfo, at, sc, "GET", "/status", "/status", 200, 0.042, 0},
+		{slog.LevelError, at, sc, "POST", "/status/{code}", "/status/503", 503, 1500, 0},
+		{slog.LevelInfo, at, trace.SpanContext{}, "GET", "/status", "/status", 200, 0, 103},
+		{slog.LevelWarn, at, sc, "BR\"EW", "", "/a \"b\"\n\x01\xff é/\\", 405, 0.001, 0},
+	} {
+		var direct, viaRecord bytes.Buffer
+		h := newJSONHandler(&direct, slog.LevelDebug).WithAttrs([]slog.Attr{slog.String("service", "x")}).(*jsonHandler)
+		if err := h.writeRequest(line); err != nil {
+			t.Fatal(err)
+		}
+		h.w = &viaRecord
+		if err := h.Handle(trace.ContextWithSpanContext(t.Context(), line.sc), line.record()); err != nil {
+			t.Fatal(err)
+		}
+		if direct.String() != viaRecord.String() || !json.Valid(direct.Bytes()) {
+			t.Errorf("direct:\n%s\nvia a record:\n%s", direct.String(), viaRecord.String())
+		}
+	}
+}
+
 // renameKeys and traceIDs make slog.JSONHandler write the original's keys
 // and the trace IDs: the reference for the server's own handler.
 func renameKeys(groups []string, a slog.Attr) slog.Attr {

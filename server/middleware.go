@@ -31,7 +31,7 @@ func instrument(next http.Handler, tel *telemetry, logger *slog.Logger) http.Han
 		// The handlers make no spans and log nothing of their own, so the
 		// request keeps its context: a copy of it would cost more than the
 		// rest of the span.
-		ctx, span := tel.startSpan(r)
+		sc, span := tel.startSpan(r)
 		rec := &statusRecorder{ResponseWriter: w}
 		tel.http.active.Add(1)
 		next.ServeHTTP(rec, r) // the mux sets r.Pattern
@@ -39,9 +39,11 @@ func instrument(next http.Handler, tel *telemetry, logger *slog.Logger) http.Han
 		end := time.Now()
 
 		x := exchange{method: methodLabel(r.Method), route: route(r.Pattern), code: rec.status(r.Context()), elapsed: end.Sub(start)}
-		endSpan(span, r, x, end)
-		tel.http.observe(x.method, x.route, x.code, x.elapsed, end, span.SpanContext())
-		logRequest(ctx, logger.Handler(), r, x, end, rec.interim)
+		if span != nil {
+			endSpan(span, r, x, end)
+		}
+		tel.http.observe(x.method, x.route, x.code, x.elapsed, end, sc)
+		logRequest(r.Context(), logger.Handler(), r, x, sc, end, rec.interim)
 	})
 }
 
@@ -53,13 +55,9 @@ type exchange struct {
 	elapsed time.Duration
 }
 
-// endSpan names the span and sets its attributes as the HTTP semantic
-// conventions say, if anything records it.
+// endSpan names the recorded span and sets its attributes as the HTTP
+// semantic conventions say.
 func endSpan(span trace.Span, r *http.Request, x exchange, end time.Time) {
-	if !span.IsRecording() {
-		span.End()
-		return
-	}
 	method := x.method
 	if method == "_OTHER" {
 		method = "HTTP"
@@ -95,10 +93,7 @@ func endSpan(span trace.Span, r *http.Request, x exchange, end time.Time) {
 // logRequest writes the request's line: its level says how it went (5xx
 // error, 4xx warning, health checks debug, the rest info), its message
 // reads as a sentence and its fields are for queries.
-//
-// It calls the handler directly: slog.Logger would first look up its
-// caller's program counter, which costs as much as writing the line.
-func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange, end time.Time, interim int) {
+func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange, sc trace.SpanContext, end time.Time, interim int) {
 	level := slog.LevelInfo
 	switch {
 	case x.code >= 500:
@@ -111,30 +106,59 @@ func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange
 	if !h.Enabled(ctx, level) {
 		return
 	}
-	path := truncate(r.URL.Path, 256)
-	ms := float64(x.elapsed.Microseconds()) / 1000
-	rec := slog.NewRecord(end, level, requestMessage(r.Method, path, x.code, ms), 0)
-	rec.AddAttrs(
-		slog.String("method", r.Method),
-		slog.String("route", x.route),
-		slog.String("path", path),
-		slog.Int("status", x.code),
-		slog.Float64("duration_ms", ms),
-	)
-	if interim != 0 {
-		rec.AddAttrs(slog.Int("interim_status", interim))
+	line := requestLine{
+		level: level, time: end, sc: sc,
+		method: r.Method, route: x.route, path: truncate(r.URL.Path, 256),
+		code: x.code, ms: float64(x.elapsed.Microseconds()) / 1000, interim: interim,
 	}
-	_ = h.Handle(ctx, rec) // a failing stdout has no better place to be reported
+	// A failing stdout has no better place to be reported.
+	if jh, ok := h.(*jsonHandler); ok && jh.group == "" {
+		_ = jh.writeRequest(line)
+		return
+	}
+	_ = h.Handle(trace.ContextWithSpanContext(ctx, sc), line.record())
 }
 
-// requestMessage reads "GET /status -> 503 in 12.3 ms", as before.
-func requestMessage(method, path string, code int, ms float64) string {
-	var buf [128]byte
-	b := append(append(append(buf[:0], method...), ' '), path...)
-	b = strconv.AppendInt(append(b, " -> "...), int64(code), 10)
-	b = strconv.AppendFloat(append(b, " in "...), ms, 'f', 1, 64)
-	return string(append(b, " ms"...))
+// requestLine is what a request's log line says.
+type requestLine struct {
+	level               slog.Level
+	time                time.Time
+	sc                  trace.SpanContext
+	method, route, path string
+	code                int
+	ms                  float64
+	interim             int // the last 1xx sent before the final answer, or 0
 }
+
+// record is the line as a slog record; the span context goes in the
+// context handed to the handler.
+func (l requestLine) record() slog.Record {
+	var buf [128]byte
+	r := slog.NewRecord(l.time, l.level, string(l.appendMessage(buf[:0], appendText)), 0)
+	r.AddAttrs(
+		slog.String("method", l.method),
+		slog.String("route", l.route),
+		slog.String("path", l.path),
+		slog.Int("status", l.code),
+		slog.Float64("duration_ms", l.ms),
+	)
+	if l.interim != 0 {
+		r.AddAttrs(slog.Int("interim_status", l.interim))
+	}
+	return r
+}
+
+// appendMessage appends "GET /status -> 503 in 12.3 ms", the method and
+// path through text (to escape them, or not).
+func (l requestLine) appendMessage(b []byte, text func([]byte, string) []byte) []byte {
+	b = append(text(b, l.method), ' ')
+	b = text(b, l.path)
+	b = strconv.AppendInt(append(b, " -> "...), int64(l.code), 10)
+	b = strconv.AppendFloat(append(b, " in "...), l.ms, 'f', 1, 64)
+	return append(b, " ms"...)
+}
+
+func appendText(b []byte, s string) []byte { return append(b, s...) }
 
 // logEachRequest writes one line per request through a plain log/slog
 // logger: what a typical Go service does, and the yardstick make bench

@@ -87,29 +87,29 @@ func newTracerProvider(ctx context.Context, getenv func(string) string, res *res
 }
 
 // startSpan starts the request's server span, joined to the caller's
-// trace. When no span is exported it only makes up the span's context,
-// the caller's trace ID (or a new one) and a new span ID, which the log
-// line and the exemplar carry: the SDK would do more work for a span
-// nobody reads.
-func (t *telemetry) startSpan(r *http.Request) (context.Context, trace.Span) {
+// trace, and returns its span context. The span is nil when no span is
+// exported: then only the span context is made up, the caller's trace ID
+// (or a new one) and a new span ID, for the log line and the exemplar. The
+// SDK would do more work for a span nobody reads.
+func (t *telemetry) startSpan(r *http.Request) (trace.SpanContext, trace.Span) {
 	ctx := r.Context()
 	if slices.ContainsFunc(t.propagated, func(h string) bool { return len(r.Header[h]) > 0 }) {
 		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)) // looking costs allocations
 	}
 	if t.tracer != nil {
-		return t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		_, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		return span.SpanContext(), span
 	}
 	parent := trace.SpanContextFromContext(ctx)
 	traceID := parent.TraceID()
 	if !traceID.IsValid() {
 		traceID = newTraceID()
 	}
-	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+	return trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID:    traceID,
 		SpanID:     newSpanID(),
 		TraceState: parent.TraceState(),
-	}))
-	return ctx, trace.SpanFromContext(ctx)
+	}), nil
 }
 
 // fastIDs draws trace and span IDs from math/rand/v2's per-thread
