@@ -4,8 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // logFlushEvery bounds how long a log line waits in the buffer: a crash
@@ -22,6 +26,76 @@ func newLogger(stdout io.Writer, level slog.Leveler, otlp slog.Handler) *slog.Lo
 	}
 	return slog.New(h)
 }
+
+// logRequest writes the request's line: its level says how it went (5xx
+// error, 4xx warning, health checks debug, the rest info), its message
+// reads as a sentence and its fields are for queries.
+func logRequest(ctx context.Context, h slog.Handler, r *http.Request, x exchange, sc trace.SpanContext, end time.Time, interim int) {
+	level := slog.LevelInfo
+	switch {
+	case x.code >= 500:
+		level = slog.LevelError
+	case x.code >= 400:
+		level = slog.LevelWarn
+	case x.route == "/healthz":
+		level = slog.LevelDebug // health checks would drown everything else
+	}
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	line := requestLine{
+		level: level, time: end, sc: sc,
+		method: r.Method, route: x.route, path: truncate(r.URL.Path, 256),
+		code: x.code, ms: float64(x.elapsed.Microseconds()) / 1000, interim: interim,
+	}
+	// A failing stdout has no better place to be reported.
+	if jh, ok := h.(*jsonHandler); ok && jh.group == "" {
+		_ = jh.writeRequest(line)
+		return
+	}
+	_ = h.Handle(trace.ContextWithSpanContext(ctx, sc), line.record())
+}
+
+// requestLine is what a request's log line says.
+type requestLine struct {
+	level               slog.Level
+	time                time.Time
+	sc                  trace.SpanContext
+	method, route, path string
+	code                int
+	ms                  float64
+	interim             int // the last 1xx sent before the final answer, or 0
+}
+
+// record is the line as a slog record; the span context goes in the
+// context handed to the handler.
+func (l requestLine) record() slog.Record {
+	var buf [128]byte
+	r := slog.NewRecord(l.time, l.level, string(l.appendMessage(buf[:0], appendText)), 0)
+	r.AddAttrs(
+		slog.String("method", l.method),
+		slog.String("route", l.route),
+		slog.String("path", l.path),
+		slog.Int("status", l.code),
+		slog.Float64("duration_ms", l.ms),
+	)
+	if l.interim != 0 {
+		r.AddAttrs(slog.Int("interim_status", l.interim))
+	}
+	return r
+}
+
+// appendMessage appends "GET /status -> 503 in 12.3 ms", the method and
+// path through text (to escape them, or not).
+func (l requestLine) appendMessage(b []byte, text func([]byte, string) []byte) []byte {
+	b = append(text(b, l.method), ' ')
+	b = text(b, l.path)
+	b = strconv.AppendInt(append(b, " -> "...), int64(l.code), 10)
+	b = strconv.AppendFloat(append(b, " in "...), l.ms, 'f', 1, 64)
+	return append(b, " ms"...)
+}
+
+func appendText(b []byte, s string) []byte { return append(b, s...) }
 
 // flushingWriter buffers what is written to it and passes it on from a
 // goroutine of its own: every logFlushEvery, as soon as flushAt bytes are
