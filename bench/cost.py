@@ -49,7 +49,8 @@ def side_by_side(
     and blackbox_exporter's over the same probes on the same schedule."""
     target = url + "/status"
     with client_process(
-        "--target", url, "--interval", str(interval), "--flaky-interval", "0", "--summary-interval", "60"
+        "--target", url, "--interval", str(interval), "--timeout", str(interval / 2),
+        "--flaky-interval", "0", "--summary-interval", "60",
     ) as proc:  # fmt: skip
         records(proc, "probe", 1)
         client_start = usage(proc.pid)
