@@ -369,3 +369,7 @@ def test_each_probe_is_a_trace_from_client_phases_to_server_span(
             assert server_span.parent_id == root.span_id
             assert server_span.span.kind == Span.SPAN_KIND_SERVER
             assert server_span.attributes()["http.request.method"] == record["method"]
+            # The HTTP semantic conventions: the route names the span and is an attribute.
+            route = urlsplit(record["endpoint"]).path  # /status and /flaky are routes as they are
+            assert server_span.attributes()["http.route"] == route
+            assert server_span.span.name == f"{record['method']} {route}"
