@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -135,36 +135,47 @@ def client() -> Iterator[ClientProcess]:
     assert not broken, f"records that break records.schema.json: {broken}"
 
 
-class LokiReceiver:
-    """Answers POST /loki/api/v1/push like Loki (204) or, by mode, slowly,
-    with 500, or never."""
+class PushStandIn:
+    """A loopback stand-in for a push API (Loki's, an OTLP collector's): each
+    POST is answered by answer() or, by mode, after 2 s ("slow"), with 500
+    and nothing kept ("fail"), or never ("blackhole")."""
+
+    path = ""  # what the client is given is the base URL plus this
 
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
-        self.pushes: list[dict[str, Any]] = []
         self.release = threading.Event()
-        receiver = self
+        stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.mode == "blackhole":
-                    receiver.release.wait(30)
+                if stand_in.mode == "blackhole":
+                    stand_in.release.wait(30)
                     return
-                if receiver.mode == "slow":
+                if stand_in.mode == "slow":
                     time.sleep(2)
-                receiver.pushes.append({"path": self.path, "payload": json.loads(body)})
-                self.send_response(500 if receiver.mode == "fail" else 204)
-                self.send_header("Content-Length", "0")
+                status, content_type, reply = (
+                    (500, "text/plain", b"") if stand_in.mode == "fail" else stand_in.answer(self, body)
+                )
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
+                if reply:  # a second write to a client that gave up would raise
+                    self.wfile.write(reply)
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/loki/api/v1/push"
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}{self.path}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str, bytes]:
+        """Keeps what was pushed; returns the status, content type and body."""
+        raise NotImplementedError
 
     def close(self) -> None:
         self.release.set()
@@ -172,18 +183,40 @@ class LokiReceiver:
         self.httpd.server_close()
 
 
+StandInT = TypeVar("StandInT", bound=PushStandIn)
+
+
+def stand_ins(kind: type[StandInT]) -> Iterator[Callable[[str], StandInT]]:
+    """A fixture's body: start stand-ins of one kind by mode, close them after."""
+    started: list[StandInT] = []
+
+    def start(mode: str = "ok") -> StandInT:
+        started.append(kind(mode))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.close()
+
+
+class LokiReceiver(PushStandIn):
+    """Loki's push API: keeps each push, answers 204."""
+
+    path = "/loki/api/v1/push"
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.pushes: list[dict[str, Any]] = []
+        super().__init__(mode)
+
+    def answer(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str, bytes]:
+        self.pushes.append({"path": request.path, "payload": json.loads(body)})
+        return 204, "text/plain", b""
+
+
 @pytest.fixture
 def loki() -> Iterator[Callable[[str], LokiReceiver]]:
     """Start stand-ins for Loki's push API in the given mode."""
-    receivers: list[LokiReceiver] = []
-
-    def start(mode: str = "ok") -> LokiReceiver:
-        receivers.append(LokiReceiver(mode))
-        return receivers[-1]
-
-    yield start
-    for r in receivers:
-        r.close()
+    yield from stand_ins(LokiReceiver)
 
 
 Handler = Callable[[socket.socket], None]

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from client.monitor import Monitor, Stop, run
 from client.probe import ProbeResult, probe
 from client.tracing import TraceSettings, Tracing, trace_settings
 from client.transport import Phase
-from tests.conftest import ClientProcess, GoServer, free_port, wait_until
+from tests.conftest import ClientProcess, GoServer, PushStandIn, free_port, stand_ins, wait_until
 
 
 @dataclass(frozen=True)
@@ -63,44 +63,20 @@ class Received:
         return {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in self.span.attributes}
 
 
-class OTLPReceiver:
-    """Answers POST /v1/traces like an OTLP/HTTP collector (200 with an empty
-    ExportTraceServiceResponse) or, by mode, slowly, with 500, or never."""
+class OTLPReceiver(PushStandIn):
+    """An OTLP/HTTP collector: keeps the spans POSTed to /v1/traces, answers
+    200 with an empty ExportTraceServiceResponse."""
 
     def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
         self.spans: list[Received] = []
-        self.requests = 0
-        self.release = threading.Event()
-        receiver = self
+        super().__init__(mode)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests += 1
-                if receiver.mode == "blackhole":
-                    receiver.release.wait(30)
-                    return
-                if receiver.mode == "slow":
-                    time.sleep(2)
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                if self.path == "/v1/traces" and receiver.mode != "fail":
-                    receiver.add(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if receiver.mode != "fail" else 500)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def answer(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str, bytes]:
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        if request.path == "/v1/traces":
+            self.add(ExportTraceServiceRequest.FromString(body))
+        return 200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString()
 
     def add(self, request: ExportTraceServiceRequest) -> None:
         for resource_spans in request.resource_spans:
@@ -111,23 +87,11 @@ class OTLPReceiver:
     def of(self, service: str) -> list[Received]:
         return [s for s in self.spans if s.service == service]
 
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 @pytest.fixture
 def otlp() -> Iterator[Callable[[str], OTLPReceiver]]:
-    receivers: list[OTLPReceiver] = []
-
-    def start(mode: str = "ok") -> OTLPReceiver:
-        receivers.append(OTLPReceiver(mode))
-        return receivers[-1]
-
-    yield start
-    for r in receivers:
-        r.close()
+    """Start stand-ins for an OTLP/HTTP collector in the given mode."""
+    yield from stand_ins(OTLPReceiver)
 
 
 # The settings: the standard variables, and nothing exported without them.
