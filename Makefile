@@ -42,13 +42,15 @@ $(PROMETHEUS_DIR)/.installed:
 	  github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE)
 	touch $@
 
-tests/logql/node_modules/.installed: tests/logql/package-lock.json
-	$(NPM) ci --prefix tests/logql --no-audit --no-fund --silent
+# Grafana's LogQL and TraceQL grammars, for the query checks.
+tests/%/node_modules/.installed: tests/%/package-lock.json
+	$(NPM) ci --prefix tests/$* --no-audit --no-fund --silent
 	touch $@
 
-tests/traceql/node_modules/.installed: tests/traceql/package-lock.json
-	$(NPM) ci --prefix tests/traceql --no-audit --no-fund --silent
-	touch $@
+# $(call apt-install,PACKAGES): Debian's packages, as root.
+define apt-install
+apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null
+endef
 
 client-lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check client tests bench
@@ -69,16 +71,14 @@ bench: $(VENV)/.installed bench-tools
 bench-tools:
 	@command -v wrk >/dev/null && command -v prometheus-blackbox-exporter >/dev/null || { \
 	  echo "Installing wrk and prometheus-blackbox-exporter from Debian's packages"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    wrk prometheus-blackbox-exporter >/dev/null; }
+	  $(call apt-install,wrk prometheus-blackbox-exporter); }
 
 # Alertmanager and amtool (check-config) for tests/test_stack_alertmanager.py,
 # from Debian's package (as root): go install of its module has no UI assets.
 alertmanager-tools:
 	@command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || { \
 	  echo "Installing prometheus-alertmanager from Debian's packages"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    prometheus-alertmanager >/dev/null; }
+	  $(call apt-install,prometheus-alertmanager); }
 
 # The stack. The first run writes a .env with random Grafana secrets.
 up: preflight .env

@@ -55,5 +55,4 @@ $(KUBE_APISERVER):
 	tests/helm/build-kube.sh $(KUBE_VERSION) $(dir $@)
 
 $(ETCD):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	  etcd-server >/dev/null
+	$(call apt-install,etcd-server)
