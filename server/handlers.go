@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +12,8 @@ import (
 )
 
 // handleGetStatus answers the current code with its status text as the body.
-// In flaky mode it first waits a random delay, cut short if the client leaves.
+// In flaky mode it first waits a random delay, cut short if the client
+// leaves (nothing to answer) or the server cuts it off at shutdown (503).
 func handleGetStatus(st *status) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		code, delay := st.answer()
@@ -20,7 +23,10 @@ func handleGetStatus(st *status) http.HandlerFunc {
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
-				return // nobody is listening any more
+				if errors.Is(context.Cause(r.Context()), errCutOff) {
+					writeStatus(w, http.StatusServiceUnavailable)
+				}
+				return // else nobody is listening any more
 			}
 		}
 		writeStatus(w, code)

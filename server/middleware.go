@@ -131,13 +131,16 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// status is the request's outcome: the code the handler sent; 499 when it
-// sent nothing because the client had gone away (ctx is the request's);
-// else 200, which net/http sends for a handler that wrote nothing.
+// status is the request's outcome: the code the handler sent; when it sent
+// nothing, 503 if the server cut it off at shutdown, 499 if the client had
+// gone away (ctx is the request's), else 200, which net/http sends for a
+// handler that wrote nothing.
 func (r *statusRecorder) status(ctx context.Context) int {
 	switch {
 	case r.code != 0:
 		return r.code
+	case errors.Is(context.Cause(ctx), errCutOff):
+		return http.StatusServiceUnavailable
 	case ctx.Err() != nil:
 		return statusClientClosedRequest
 	}

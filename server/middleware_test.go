@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -145,5 +146,32 @@ func TestSpanContextWithoutExporter(t *testing.T) {
 	second, _ := tel.startSpan(httptest.NewRequest("GET", "/status", nil))
 	if !first.IsValid() || first.TraceID() == second.TraceID() {
 		t.Errorf("new traces: %v and %v", first.TraceID(), second.TraceID())
+	}
+}
+
+// TestRecordedStatus: what a request that wrote nothing is recorded as
+// depends on who ended it.
+func TestRecordedStatus(t *testing.T) {
+	live := context.Background()
+	gone, cancel := context.WithCancel(live)
+	cancel()
+	cutOff, cut := context.WithCancelCause(live)
+	cut(errCutOff)
+	tests := []struct {
+		name string
+		code int
+		ctx  context.Context
+		want int
+	}{
+		{"written", 418, gone, 418},
+		{"nothing written, client gone", 0, gone, statusClientClosedRequest},
+		{"nothing written, cut off at shutdown", 0, cutOff, http.StatusServiceUnavailable},
+		{"nothing written, still connected", 0, live, http.StatusOK},
+	}
+	for _, tt := range tests {
+		rec := &statusRecorder{code: tt.code}
+		if got := rec.status(tt.ctx); got != tt.want {
+			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }

@@ -21,7 +21,15 @@ const (
 	// shutdownGrace bounds how long in-flight requests may take to finish
 	// after SIGTERM; Docker kills the process 10 s after it.
 	shutdownGrace = 5 * time.Second
+	// cutOffGrace is what a request cut off at the end of shutdownGrace gets
+	// to send its 503 before its connection is closed.
+	cutOffGrace = 500 * time.Millisecond
 )
+
+// errCutOff is the cause of a request's context when the server cuts the
+// request off at shutdown: the server's doing, answered and recorded 503,
+// where a client that went away is recorded 499.
+var errCutOff = errors.New("request cut off at shutdown")
 
 // newAPIServer bounds every phase of a request on the API listener, and
 // gives an answer delayed by -delay and -max-delay the time to be written.
@@ -72,6 +80,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, api, metrics *h
 		slog.String("version", version),
 	)
 
+	// The API's requests live in base, which outlives ctx by the grace
+	// period: shutdown ends it with errCutOff.
+	base, cutOff := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cutOff(nil)
+	api.BaseContext = func(net.Listener) context.Context { return base }
+
 	serveErr := make(chan error, 2)
 	var wg sync.WaitGroup
 	for srv, ln := range map[*http.Server]net.Listener{api: apiLn, metrics: metricsLn} {
@@ -87,24 +101,32 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, api, metrics *h
 	case err = <-serveErr:
 		logger.Error("serve failed, shutting down", slog.Any("error", err))
 	}
-	shutdown(ctx, logger, api, metrics)
+	shutdown(ctx, logger, api, metrics, cutOff)
 	wg.Wait()
 	logger.Info("server stopped")
 	return err
 }
 
-// shutdown lets in-flight requests finish for shutdownGrace, then cuts
-// off what is left.
-func shutdown(ctx context.Context, logger *slog.Logger, servers ...*http.Server) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+// shutdown stops the API, then the metrics listener, so the API's last
+// requests can still be scraped. In-flight API requests get shutdownGrace
+// to finish; those left are cut off: their contexts end with errCutOff,
+// they answer 503, and cutOffGrace later their connections are closed.
+func shutdown(ctx context.Context, logger *slog.Logger, api, metrics *http.Server, cutOff context.CancelCauseFunc) {
+	ctx = context.WithoutCancel(ctx)
+	grace, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
-	var errs []error
-	for _, srv := range servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err, srv.Close())
+	if err := api.Shutdown(grace); err != nil {
+		cutOff(errCutOff)
+		last, cancelLast := context.WithTimeout(ctx, cutOffGrace)
+		defer cancelLast()
+		if api.Shutdown(last) != nil {
+			_ = api.Close()
 		}
+		logger.Warn("in-flight requests cut off at shutdown: answered 503", slog.Any("error", err))
 	}
-	if err := errors.Join(errs...); err != nil {
-		logger.Warn("in-flight requests cut off at shutdown", slog.Any("error", err))
+	last, cancelLast := context.WithTimeout(ctx, cutOffGrace)
+	defer cancelLast()
+	if err := metrics.Shutdown(last); err != nil {
+		logger.Warn("metrics scrape cut off at shutdown", slog.Any("error", errors.Join(err, metrics.Close())))
 	}
 }
