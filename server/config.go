@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,8 +55,28 @@ func (m *telemetryMode) Set(s string) error {
 	return nil
 }
 
-// IsBoolFlag lets a bare -telemetry mean -telemetry=true.
-func (m *telemetryMode) IsBoolFlag() bool { return true }
+// durationFlag is a time.Duration flag whose errors say what is wrong:
+// flag.Duration says "parse error" even for a number without its unit.
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		*f.d = d
+		return nil
+	}
+	if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+		return fmt.Errorf("missing unit: write %sms or %ss", s, s)
+	}
+	return errors.New("not a duration: write a number and a unit, like 250ms, 1.5s or 1m")
+}
 
 // maxDelayFlag bounds -delay and -max-delay: an answer must not outlive the
 // server's write timeout.
@@ -94,7 +115,7 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (con
 		return cfg, configError{err}
 	}
 	if fs.NArg() > 0 {
-		return cfg, configError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return cfg, configError{unexpectedArgument(fs, args)}
 	}
 	fromEnv, err := applyEnv(fs, getenv)
 	if err != nil {
@@ -122,19 +143,42 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		"API listen `address`, host:port; the port is a number (0 picks a free one) or a service name like http")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", ":9090", "Prometheus /metrics listen `address`, as -addr")
 	fs.BoolVar(&cfg.flaky, "flaky", false, "start in flaky mode (toggle at runtime with POST /flaky)")
-	fs.DurationVar(&cfg.delay, "delay", 0,
-		"a fixed delay before every GET /status answer, flaky or not (for measuring monitors)")
-	fs.DurationVar(&cfg.maxDelay, "max-delay", 500*time.Millisecond,
-		"in flaky mode, each GET /status waits a uniformly random time in [0, max-delay)")
+	fs.Var(durationFlag{&cfg.delay}, "delay",
+		"a fixed `duration` to wait before every GET /status answer, flaky or not (for measuring monitors)")
+	cfg.maxDelay = 500 * time.Millisecond
+	fs.Var(durationFlag{&cfg.maxDelay}, "max-delay",
+		"in flaky mode, each GET /status waits a uniformly random time in [0, `duration`)")
 	fs.Uint64Var(&cfg.seed, "seed", 0,
 		"seed of the flaky draws; 0 picks one at random (it is logged at start-up, so a run can be replayed)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "least severe `level` to log: debug, info, warn or error")
 	fs.Var(&cfg.telemetry, "telemetry",
-		"instrument the API (spans, request metrics and logs); false measures what that costs, "+
-			"slog compares with one plain log/slog line per request")
+		"instrument the API: `mode` true (spans, request metrics and logs), false (none, to measure what they cost) "+
+			"or slog (one plain log/slog line per request, to compare with)")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false,
 		"probe GET /healthz on -addr and exit 0 if it answers 200, else 1 (for container health checks)")
 	return fs
+}
+
+// unexpectedArgument explains the first argument the flags left over. The
+// usual one is a boolean flag's value given as the next argument
+// ("-flaky false"), which the flag package leaves as an argument.
+func unexpectedArgument(fs *flag.FlagSet, args []string) error {
+	stray := fs.Arg(0)
+	i := len(args) - fs.NArg()
+	if i == 0 || args[i-1] == "--" {
+		return fmt.Errorf("unexpected argument %q", stray)
+	}
+	prev := args[i-1]
+	f := fs.Lookup(strings.TrimLeft(prev, "-"))
+	if f == nil {
+		return fmt.Errorf("unexpected argument %q", stray)
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		if _, err := strconv.ParseBool(stray); err == nil {
+			return fmt.Errorf("unexpected argument %q after %s: write %s=%s", stray, prev, prev, stray)
+		}
+	}
+	return fmt.Errorf("unexpected argument %q", stray)
 }
 
 // applyEnv sets each flag the command line left alone from its environment

@@ -64,11 +64,18 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-metrics-addr", "x"}, nil, `invalid value "x" for flag -metrics-addr`},
 		{nil, map[string]string{"SERVER_METRICS_ADDR": ":70000"}, `invalid value ":70000" for SERVER_METRICS_ADDR (flag -metrics-addr): port 70000`},
 		{nil, map[string]string{"SERVER_DELAY": "2m"}, `invalid value 2m0s for SERVER_DELAY (flag -delay): must be between 0 and 1m0s`},
-		{[]string{"-telemetry=maybe"}, nil, `"maybe" for -telemetry: must be true, false or slog`},
+		{[]string{"-telemetry=maybe"}, nil, `"maybe" for flag -telemetry: must be true, false or slog`},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"stray"}, nil, `unexpected argument "stray"`},
+		{[]string{"-addr", ":1", "stray"}, nil, `unexpected argument "stray"`},
+		{[]string{"-flaky=true", "false"}, nil, `unexpected argument "false"`},
 		{nil, map[string]string{"SERVER_FLAKY": "yes please"}, `invalid value "yes please" for SERVER_FLAKY (flag -flaky)`},
-		{nil, map[string]string{"SERVER_MAX_DELAY": "500"}, `invalid value "500" for SERVER_MAX_DELAY (flag -max-delay)`},
+		{nil, map[string]string{"SERVER_MAX_DELAY": "500"}, `invalid value "500" for SERVER_MAX_DELAY (flag -max-delay): missing unit: write 500ms or 500s`},
+		{[]string{"-delay", "5"}, nil, `invalid value "5" for flag -delay: missing unit: write 5ms or 5s`},
+		{[]string{"-delay", "1.5"}, nil, `invalid value "1.5" for flag -delay: missing unit: write 1.5ms or 1.5s`},
+		{[]string{"-delay", "soon"}, nil, `invalid value "soon" for flag -delay: not a duration: write a number and a unit, like 250ms, 1.5s or 1m`},
+		{[]string{"-flaky", "false"}, nil, `unexpected argument "false" after -flaky: write -flaky=false`},
+		{[]string{"-addr", ":1", "--healthcheck", "true"}, nil, `unexpected argument "true" after --healthcheck: write --healthcheck=true`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+fmtEnv(tt.env), func(t *testing.T) {
@@ -94,8 +101,9 @@ func TestConfigAcceptsEveryKindOfPort(t *testing.T) {
 
 func TestConfigTelemetryModes(t *testing.T) {
 	for args, want := range map[string]telemetryMode{
-		"": telemetryOn, "-telemetry": telemetryOn, "-telemetry=1": telemetryOn,
-		"-telemetry=false": telemetryOff, "-telemetry=slog": telemetrySlog,
+		"": telemetryOn, "-telemetry=1": telemetryOn, "-telemetry true": telemetryOn,
+		"-telemetry=false": telemetryOff, "-telemetry false": telemetryOff,
+		"-telemetry=slog": telemetrySlog, "-telemetry slog -flaky": telemetrySlog,
 	} {
 		cfg, err := parseConfig(strings.Fields(args), env(nil), &bytes.Buffer{})
 		if err != nil || cfg.telemetry != want {
@@ -148,6 +156,10 @@ func TestOTLPEnabled(t *testing.T) {
 		got, err := otlpEnabled(env(tt.env), "LOGS")
 		if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
 			t.Errorf("%v: got %v, %v; want %v, %q", tt.env, got, err, tt.want, tt.wantErr)
+		}
+		var cfgErr configError
+		if err != nil && !errors.As(err, &cfgErr) {
+			t.Errorf("%v: %v is not a configError (exit 2)", tt.env, err)
 		}
 	}
 }

@@ -60,17 +60,19 @@ type codeReply struct {
 }
 
 // handleSetStatus sets the code GET /status answers: 202 when it changed,
-// 200 when it already was that code, 400 for anything not in statusCodes.
+// 200 when it already was that code, 400 for anything not in statusCodes or
+// not written as plain decimal digits (strconv.Atoi alone takes "+204" and
+// "0200").
 func handleSetStatus(st *status) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raw := r.PathValue("code")
-		code, err := strconv.Atoi(raw)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("status code %q is not an integer", truncate(raw, 32)), http.StatusBadRequest)
+		if !plainDecimal(raw) {
+			http.Error(w, fmt.Sprintf("status code %q is not a plain decimal number like 503", truncate(raw, 32)), http.StatusBadRequest)
 			return
 		}
-		if !knownCode(code) {
-			http.Error(w, fmt.Sprintf("status code %d is not one of Go's named status codes", code), http.StatusBadRequest)
+		code, err := strconv.Atoi(raw)
+		if err != nil || !knownCode(code) {
+			http.Error(w, fmt.Sprintf("status code %s is not one of Go's named status codes", truncate(raw, 32)), http.StatusBadRequest)
 			return
 		}
 		changed := st.setCode(code)
@@ -80,6 +82,20 @@ func handleSetStatus(st *status) http.HandlerFunc {
 		}
 		writeJSON(w, reply, codeReply{Code: code, Changed: changed})
 	}
+}
+
+// plainDecimal reports whether s is written as a status code is: digits
+// only, no sign, no leading zero.
+func plainDecimal(s string) bool {
+	if s == "" || s[0] == '0' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 type flakyReply struct {

@@ -70,13 +70,16 @@ func TestSetStatus(t *testing.T) {
 		{"425", 202, `{"code":425,"changed":true}`}, // Too Early, missing from the first hand-written list
 		{"599", 400, "status code 599 is not one of Go's named status codes"},
 		{"600", 400, "status code 600 is not one of Go's named status codes"},
-		{"abc", 400, `status code "abc" is not an integer`},
+		{"abc", 400, `status code "abc" is not a plain decimal number like 503`},
 		{"999", 400, "status code 999 is not one of Go's named status codes"},
-		{"-1", 400, "status code -1 is not one of Go's named status codes"},
+		{"-1", 400, `status code "-1" is not a plain decimal number like 503`},
 		{"306", 400, "status code 306 is not one of Go's named status codes"},
-		{"1e3", 400, `status code "1e3" is not an integer`},
-		{"99999999999999999999", 400, `status code "99999999999999999999" is not an integer`},
-		{strings.Repeat("9", 100), 400, `status code "` + strings.Repeat("9", 32) + `..." is not an integer`},
+		{"1e3", 400, `status code "1e3" is not a plain decimal number like 503`},
+		{"+204", 400, `status code "+204" is not a plain decimal number like 503`},
+		{"0200", 400, `status code "0200" is not a plain decimal number like 503`},
+		{"%20200", 400, `status code " 200" is not a plain decimal number like 503`},
+		{"99999999999999999999", 400, "status code 99999999999999999999 is not one of Go's named status codes"},
+		{strings.Repeat("9", 100), 400, "status code " + strings.Repeat("9", 32) + "... is not one of Go's named status codes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 )
 
 // healthcheck probes GET /healthz on the API listener at addr and returns an
-// error unless it answers 200. Distroless images have no shell or curl, so
-// the container's HEALTHCHECK runs the server binary itself.
+// error unless it answers 200. The image is scratch, with no shell or curl,
+// so the container's HEALTHCHECK runs the server binary itself.
 func healthcheck(ctx context.Context, addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -294,6 +294,7 @@ func TestBinary(t *testing.T) {
 			{[]string{"-max-delay", "-1s"}, nil, "flag -max-delay"},
 			{[]string{"-addr", ":99999"}, nil, "flag -addr"},
 			{nil, []string{"SERVER_METRICS_ADDR=:abc"}, "SERVER_METRICS_ADDR (flag -metrics-addr)"},
+			{nil, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		} {
 			cmd := exec.Command(bin, tt.args...)
 			cmd.Env = append(os.Environ(), tt.env...)

@@ -155,7 +155,8 @@ func newLoggerProvider(ctx context.Context, getenv func(string) string, res *res
 }
 
 // otlpEnabled reports whether OTLP export of signal ("TRACES" or "LOGS") is
-// configured by the standard environment variables.
+// configured by the standard environment variables. A protocol it cannot
+// speak is a configError.
 func otlpEnabled(getenv func(string) string, signal string) (bool, error) {
 	if getenv("OTEL_SDK_DISABLED") == "true" || getenv("OTEL_"+signal+"_EXPORTER") == "none" {
 		return false, nil
@@ -166,7 +167,7 @@ func otlpEnabled(getenv func(string) string, signal string) (bool, error) {
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if p := getenv(name); p != "" {
 			if p != "http/protobuf" {
-				return false, fmt.Errorf("%s=%q: only http/protobuf is supported", name, p)
+				return false, configError{fmt.Errorf("%s=%q: only http/protobuf is supported", name, p)}
 			}
 			break
 		}
