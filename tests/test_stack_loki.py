@@ -56,7 +56,11 @@ def test_paths_are_in_the_mounts() -> None:
     for path in (c["common"]["path_prefix"], c["compactor"]["working_directory"], c["ruler"]["rule_path"]):
         assert path.startswith("/loki"), path
     rules = c["ruler"]["storage"]["local"]["directory"]
+    assert mounts[rules] == "./loki/rules"
     assert (ROOT / mounts[rules]).is_dir()
+    # The ruler reads only its own storage setting: a common rules directory
+    # would be unused, and would name a path no rule is in.
+    assert set(c["common"]["storage"]["filesystem"]) == {"chunks_directory"}
     assert loki["command"] == [f"-config.file={next(k for k, v in mounts.items() if v == './loki/loki.yml')}"]
 
 

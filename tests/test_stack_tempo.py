@@ -201,6 +201,12 @@ def test_a_spans_metrics_are_tempos_span_metrics() -> None:
         assert "traces_spanmetrics_" in expr, "the metrics generator's names (seen in Prometheus, docs/traces.md)"
 
 
+def test_the_tempo_datasource_sets_nothing_grafana_ignores() -> None:
+    """lokiSearch has done nothing since Grafana 11 (search goes through
+    TraceQL): tracesToLogsV2 is the way from a trace to its logs."""
+    assert "lokiSearch" not in datasource("tempo")["jsonData"]
+
+
 def test_a_records_trace_id_opens_its_trace_and_the_servers_line() -> None:
     fields = datasource("loki")["jsonData"]["derivedFields"]
     assert [(f["name"], f["datasourceUid"]) for f in fields] == [("trace_id", "tempo"), ("trace_id", "loki")]
