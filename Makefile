@@ -53,9 +53,9 @@ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no
 endef
 
 client-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check client tests bench
-	$(VENV)/bin/ruff format --check client tests bench
-	$(VENV)/bin/mypy client
+	$(VENV)/bin/ruff check client tests bench demo
+	$(VENV)/bin/ruff format --check client tests bench demo
+	$(VENV)/bin/mypy client demo
 
 pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed \
   tests/traceql/node_modules/.installed bench-tools alertmanager-tools
@@ -86,6 +86,24 @@ up: preflight .env
 
 down:
 	docker compose down
+
+# The server and the monitor on this machine, without Docker, in one terminal
+# (demo/). DEMO_PORT (8080) and DEMO_METRICS_PORT (9090) move the server;
+# LOKI_URL and the programs' other variables pass through. Ctrl-C, or
+# kill <make's pid>, stops the monitor, then the server. The recipe execs
+# the script so that the SIGTERM make forwards to its recipe reaches it.
+.PHONY: demo demo-preflight
+demo: demo-preflight $(VENV)/.installed
+	cd server && $(GO) build -o ../bin/server .
+	exec $(PY) -m demo
+
+demo-preflight:
+	@command -v $(GO) >/dev/null || { \
+	  echo "make demo: $(GO) not found: install Go 1.26.8 (server/go.mod asks for it)" >&2; exit 2; }
+	@command -v $(PYTHON) >/dev/null || { \
+	  echo "make demo: $(PYTHON) not found: install Python 3.11 or later" >&2; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "make demo: $(PYTHON) is $$($(PYTHON) -V 2>&1): Python 3.11 or later needed" >&2; exit 2; }
 
 # What make up needs, checked before anything is written or started.
 preflight:
