@@ -102,9 +102,13 @@ class ToggleResult(ProbeResult):
 TWO_XX = frozenset(range(200, 300))
 
 
-def probe(url: str, budget: float, success_codes: frozenset[int], clock: Clock = time.perf_counter) -> ProbeResult:
-    """GET url once and judge the answer."""
-    return _judge(exchange("GET", url, budget, clock), success_codes)
+def probe(
+    url: str, budget: float, success_codes: frozenset[int], clock: Clock = time.perf_counter, *, ca_bundle: str = ""
+) -> ProbeResult:
+    """GET url once and judge the answer. An https server's certificate is
+    verified against certifi's bundle, or the CA certificates in the file
+    ca_bundle names."""
+    return _judge(exchange("GET", url, budget, clock, ca_bundle=ca_bundle), success_codes)
 
 
 def toggle_flaky(url: str, budget: float, clock: Clock = time.perf_counter) -> ToggleResult:
@@ -134,7 +138,9 @@ def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
     )  # fmt: skip
 
 
-def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_counter) -> Exchange:
+def exchange(
+    method: str, url: str, budget: float, clock: Clock = time.perf_counter, *, ca_bundle: str = ""
+) -> Exchange:
     """Send one request on a fresh connection within budget seconds."""
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     headers = {
@@ -145,7 +151,7 @@ def exchange(method: str, url: str, budget: float, clock: Clock = time.perf_coun
     }
     attempt = Attempt(budget, clock)
     started_at = time.time()
-    with session() as s:
+    with session(ca_bundle) as s:
         try:
             # Building the request is the client's business, not the
             # server's: it is done before the clock starts.

@@ -180,8 +180,10 @@ class Attempt:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):  # already closed, or detached by TLS
+        # socket's own shutdown, on a TLS socket too: SSLSocket.shutdown
+        # would drop its TLS state under the thread reading from it.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 _current: contextvars.ContextVar[Attempt] = contextvars.ContextVar("attempt")
@@ -253,14 +255,22 @@ class _ProbeConnection(HTTPConnection):
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
         if isinstance(self, HTTPSConnection):
             attempt.enter("tls")
+            # The handshake runs on a socket the timer no longer reaches
+            # (TLS detaches it): its reads may not outlast the deadline.
+            sock.settimeout(max(attempt.remaining(), 0.001))
         return sock
 
     def connect(self) -> None:
+        attempt = _current.get()
         try:
             super().connect()
         except TimeoutError as exc:  # in the TLS handshake: urllib3 would call it a read timeout
             raise ConnectTimeoutError(self, f"TLS handshake with {self.host} timed out") from exc
-        _current.get().enter("wait")
+        if isinstance(self, HTTPSConnection) and self.sock is not None:
+            # Wrapping in TLS detached the socket watched so far: from now
+            # on the exchange reads from the TLS one.
+            attempt.watch(self.sock)
+        attempt.enter("wait")
 
 
 class _ProbeHTTPSConnection(_ProbeConnection, HTTPSConnection):
@@ -284,9 +294,13 @@ class _ProbeAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _ProbePool, "https": _ProbeHTTPSPool}
 
 
-def session() -> requests.Session:
-    """A session for one exchange, to be run inside an Attempt."""
+def session(ca_bundle: str = "") -> requests.Session:
+    """A session for one exchange, to be run inside an Attempt. An https
+    server's certificate is verified against certifi's bundle, or against
+    the CA certificates in the file ca_bundle names."""
     s = requests.Session()
+    if ca_bundle:
+        s.verify = ca_bundle
     # No proxies or .netrc from the environment: the monitor measures the
     # server, not a proxy in front of it (and skips scanning both per request).
     s.trust_env = False

@@ -7,16 +7,19 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import trustme
 from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,15 +225,43 @@ def loki() -> Iterator[Callable[[str], LokiReceiver]]:
 Handler = Callable[[socket.socket], None]
 
 
+@dataclass(frozen=True)
+class BeforeTLS:
+    """A handler that gets the connection before any TLS handshake, over
+    https too (to misbehave in the handshake itself)."""
+
+    handler: Handler
+
+
+class LoopbackCA:
+    """A certificate authority made for the test run: a server certificate
+    for 127.0.0.1 and localhost, and the CA bundle a client must trust."""
+
+    def __init__(self, tmp: Path) -> None:
+        ca = trustme.CA()
+        self.server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(self.server)
+        self.bundle = str(tmp / "ca.pem")
+        ca.cert_pem.write_to_path(self.bundle)
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCA:
+    return LoopbackCA(tmp_path_factory.mktemp("ca"))
+
+
 class FaultServer:
     """A raw TCP server on loopback. Connection n is handled by handlers[n]
-    (the last one repeats), each in its own thread."""
+    (the last one repeats), each in its own thread. With tls, each
+    connection is wrapped in it first (but for a BeforeTLS handler) and the
+    URL is https."""
 
-    def __init__(self, *handlers: Handler) -> None:
+    def __init__(self, *handlers: Handler | BeforeTLS, tls: ssl.SSLContext | None = None) -> None:
         self.handlers = handlers
+        self.tls = tls
         self.connections = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -244,8 +275,14 @@ class FaultServer:
             self.connections += 1
             threading.Thread(target=self._serve, args=(handler, conn), daemon=True).start()
 
-    def _serve(self, handler: Handler, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):  # the client went away: its business
+    def _serve(self, handler: Handler | BeforeTLS, conn: socket.socket) -> None:
+        with contextlib.ExitStack() as stack, contextlib.suppress(OSError):  # the client went away: its business
+            stack.enter_context(conn)
+            if isinstance(handler, BeforeTLS):
+                handler.handler(conn)
+                return
+            if self.tls is not None:
+                conn = stack.enter_context(self.tls.wrap_socket(conn, server_side=True))
             handler(conn)
 
     def close(self) -> None:
@@ -257,8 +294,8 @@ class FaultServer:
 def fault_server() -> Iterator[Callable[..., FaultServer]]:
     servers: list[FaultServer] = []
 
-    def start(*handlers: Handler) -> FaultServer:
-        server = FaultServer(*handlers)
+    def start(*handlers: Handler | BeforeTLS, tls: ssl.SSLContext | None = None) -> FaultServer:
+        server = FaultServer(*handlers, tls=tls)
         servers.append(server)
         return server
 
@@ -274,18 +311,19 @@ FULL_QUEUE = "full accept queue"
 
 
 @pytest.fixture
-def fault_url(fault_server: Callable[..., FaultServer]) -> Iterator[Callable[[Any], str]]:
+def fault_url(fault_server: Callable[..., FaultServer], test_ca: LoopbackCA) -> Iterator[Callable[..., str]]:
     """The base URL of a server that behaves as fault.server says: a
-    handler for FaultServer, REFUSED or FULL_QUEUE."""
+    handler for FaultServer, REFUSED or FULL_QUEUE; over https, its
+    certificate signed by test_ca."""
     queues: list[socket.socket] = []
 
-    def start(fault: Any) -> str:
+    def start(fault: Any, scheme: str = "http") -> str:
         if fault.server == REFUSED:
-            return f"http://127.0.0.1:{free_port()}"
+            return f"{scheme}://127.0.0.1:{free_port()}"
         if fault.server == FULL_QUEUE:
             queues.extend(full_accept_queue())
-            return f"http://127.0.0.1:{queues[-4].getsockname()[1]}"
-        return fault_server(fault.server).url
+            return f"{scheme}://127.0.0.1:{queues[-4].getsockname()[1]}"
+        return fault_server(fault.server, tls=test_ca.server if scheme == "https" else None).url
 
     yield start
     for sock in queues:
