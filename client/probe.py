@@ -150,11 +150,11 @@ def exchange(
         "traceparent": f"00-{trace_id}-{span_id}-01",
     }
     attempt = Attempt(budget, clock)
-    started_at = time.time()
     with session(ca_bundle) as s:
         try:
             # Building the request is the client's business, not the
-            # server's: it is done before the clock starts.
+            # server's: it is done before the clock starts (which is when
+            # the transport starts resolving the host).
             prepared = s.prepare_request(requests.Request(method, url, headers=headers))
         except (requests.RequestException, ValueError) as exc:  # e.g. a host name IDNA cannot encode
             answer = _Answer(error_type="dns", error=_short(hide_password(f"bad host in the URL: {exc}", url)))
@@ -164,7 +164,7 @@ def exchange(
     return Exchange(
         method, redact(url), answer.status_code, round((attempt.end - attempt.start) * 1000, 3),
         answer.error_type, answer.error, trace_id, answer.headers, answer.body,
-        tuple(attempt.interim_codes), started_at, attempt.phases(), span_id,
+        tuple(attempt.interim_codes), attempt.started_at, attempt.phases(), span_id,
     )  # fmt: skip
 
 

@@ -4,19 +4,25 @@ phases timed, and the final answer read past any interim 1xx.
 An exchange runs inside an Attempt. The connection classes below find the
 attempt of their thread and report to it: when resolving ends, when the
 connection is up, when the TLS handshake is done, when the final headers
-are in. The attempt's timer shuts the socket down when the budget runs out,
-which wakes any blocked read, whatever phase it is in; name resolution,
-which cannot be interrupted, runs in a worker thread that is abandoned at
-the deadline.
+are in. At the deadline the socket is shut down, which wakes any blocked
+read, whatever phase it is in; name resolution, which cannot be
+interrupted, runs on a resolver thread and is abandoned at the deadline;
+an IP address needs none. No thread is started per exchange: one
+long-lived thread keeps every attempt's deadline, and a few resolve names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
 import http.client
+import ipaddress
+import itertools
+import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +55,12 @@ MAX_INTERIM = 5
 
 #: A lookup abandoned at a deadline finishes in its own time (getaddrinfo
 #: has its own retries); at most this many may be pending at once, so a
-#: stalled resolver costs a few threads, not threads without end.
+#: stalled resolver costs a few threads, not threads without end. This is
+#: also the most resolver threads there ever are.
 MAX_PENDING_LOOKUPS = 8
+
+#: An address as getaddrinfo gives it: family, type, proto, canonname, sockaddr.
+Address = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class DNSTimeoutError(Exception):
 
 class Attempt:
     """One exchange in progress: its deadline, its phases, its interim
-    answers. finish() and the timer decide under one lock which came first,
+    answers. finish() and the deadline decide under one lock which came first,
     so an answer that completed in time is never relabelled a timeout."""
 
     def __init__(self, budget: float, clock: Clock) -> None:
@@ -81,24 +91,29 @@ class Attempt:
         self.interim_codes: list[int] = []
         self.expired = False
         self.start = self.end = 0.0
+        self.started_at = 0.0  # the wall-clock time at start, for spans
         self._marks: list[tuple[str, float]] = []
         self._done = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(budget, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Attempt:
         self._token = _current.set(self)
-        self.start = self.clock()
-        self._marks.append(("dns", self.start))
-        self._timer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.finish()
-        self._timer.cancel()
         _current.reset(self._token)
+
+    def begin(self) -> None:
+        """The exchange reaches for the network: the clock and the deadline
+        start. What requests and urllib3 do before (choosing a connection
+        pool) is the client's own set-up, like building the request."""
+        if self._marks:
+            return
+        self.started_at, self.start = time.time(), self.clock()
+        self._marks.append(("dns", self.start))
+        _deadlines.keep(self)
 
     @property
     def phase(self) -> str:
@@ -106,6 +121,7 @@ class Attempt:
         return self._marks[-1][0] if self._marks else PHASES[0]
 
     def enter(self, phase: str) -> None:
+        self.begin()
         with self._lock:
             if not self._done and phase != self.phase:
                 self._marks.append((phase, self.clock()))
@@ -120,7 +136,9 @@ class Attempt:
                 return
             self._done = True
             self.end = self.clock()
-        self._timer.cancel()
+            if not self._marks:  # over before it began: nothing was sent
+                self.started_at, self.start = time.time(), self.end
+            self._sockets.clear()  # the deadline keeps the attempt until then, not its sockets
 
     def phases(self) -> tuple[Phase, ...]:
         ends = [t for _, t in self._marks[1:]] + [self.end]
@@ -139,15 +157,19 @@ class Attempt:
             if self._done:
                 return
             self._done = self.expired = True
-            self.end = self.clock()  # on a busy machine, a timer fires late
+            self.end = self.clock()  # on a busy machine, a deadline is kept late
             socks = list(self._sockets)
         for sock in socks:
             _shutdown(sock)
 
-    def resolve(self, host: str, port: int) -> list[Any]:
-        """getaddrinfo in a worker thread, waited for until the deadline."""
-        lookup = _Lookup(host, port)
-        if not lookup.start():  # not a timeout: this lookup was never tried
+    def resolve(self, host: str, port: int) -> list[Address]:
+        """An IP address as it is; a name by getaddrinfo on a resolver
+        thread, waited for until the deadline."""
+        address = _ip_address(host, port)
+        if address is not None:
+            return [address]
+        lookup = _resolver.submit(host, port)
+        if lookup is None:  # not a timeout: this lookup was never tried
             raise socket.gaierror(
                 socket.EAI_AGAIN, f"{MAX_PENDING_LOOKUPS} lookups still pending: the resolver is stalled"
             )
@@ -159,6 +181,7 @@ class Attempt:
 
     def connect(self, host: str, port: int, options: Any) -> socket.socket:
         """Resolve, then try each address with what is left of the budget."""
+        self.begin()
         addresses = self.resolve(host, port)
         self.enter("connect")
         error: OSError = OSError(f"{host} resolved to no address")
@@ -191,32 +214,108 @@ _current: contextvars.ContextVar[Attempt] = contextvars.ContextVar("attempt")
 #: The resolver; tests replace it to stall resolution.
 getaddrinfo = socket.getaddrinfo
 
-_pending = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+
+def _ip_address(host: str, port: int) -> Address | None:
+    """The address of an IP literal, as getaddrinfo would give it; None
+    for a name (or a zone that names no interface)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv4Address):
+        return socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port)
+    zone = 0
+    if ip.scope_id:  # fe80::1%eth0
+        try:
+            zone = int(ip.scope_id) if ip.scope_id.isdigit() else socket.if_nametoindex(ip.scope_id)
+        except OSError:
+            return None
+    return socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host.partition("%")[0], port, 0, zone)
+
+
+class _Deadlines:
+    """One daemon thread, started with the first attempt, that expires
+    each attempt at its deadline (a timer thread per exchange cost more
+    than the exchange). A finished attempt stays until its deadline, when
+    expiring it does nothing."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Attempt]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+
+    def keep(self, attempt: Attempt) -> None:
+        with self._changed:
+            heapq.heappush(self._due, (time.monotonic() + attempt.budget, next(self._order), attempt))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="probe deadlines", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is attempt:  # due before any other: wake up earlier
+                self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                attempt = heapq.heappop(self._due)[2]
+            attempt._expire()
 
 
 class _Lookup:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.done = threading.Event()
-        self.addresses: list[Any] = []
+        self.addresses: list[Address] = []
         self.error: OSError | None = None
 
-    def start(self) -> bool:
-        if not _pending.acquire(blocking=False):
-            return False
-        threading.Thread(target=self._run, name=f"resolve {self.host}", daemon=True).start()
-        return True
-
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
-            self.addresses = getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
+            self.addresses = list(getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM))
         except OSError as exc:
             self.error = exc
         except UnicodeError as exc:  # an empty label, or one IDNA cannot encode
             self.error = socket.gaierror(socket.EAI_NONAME, f"cannot encode the host name {self.host!r}: {exc}")
         finally:
-            _pending.release()
             self.done.set()
+
+
+class _Resolver:
+    """getaddrinfo on long-lived daemon threads fed by a queue: one more is
+    started only when every one is busy, and at most `limit` lookups may be
+    pending (queued or running) at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lookups: queue.SimpleQueue[_Lookup] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pending = self._idle = 0
+
+    def submit(self, host: str, port: int) -> _Lookup | None:
+        """The lookup under way, or None when `limit` are pending."""
+        lookup = _Lookup(host, port)
+        with self._lock:
+            if self._pending == self._limit:
+                return None
+            self._pending += 1
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._work, name="resolver", daemon=True).start()
+        self._lookups.put(lookup)
+        return lookup
+
+    def _work(self) -> None:
+        while True:
+            self._lookups.get().run()
+            with self._lock:
+                self._pending -= 1
+                self._idle += 1
+
+
+_deadlines = _Deadlines()
+_resolver = _Resolver(MAX_PENDING_LOOKUPS)
 
 
 class _FinalResponse(http.client.HTTPResponse):

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -245,6 +246,77 @@ def test_name_resolution_is_timed(fault_url: Callable[..., str]) -> None:
 
 
 @pytest.fixture
+def resolver_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """The resolver's calls; each fails."""
+    calls: list[tuple[object, ...]] = []
+
+    def record(*args: object) -> list[object]:
+        calls.append(args)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(transport, "getaddrinfo", record)
+    return calls
+
+
+class OneThreadServer:
+    """An HTTP server that answers 200 on the one thread it started with:
+    serving a probe starts no thread in the test process."""
+
+    def __init__(self) -> None:
+        class OK(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), OK)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/status"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def one_thread_server() -> Iterator[OneThreadServer]:
+    server = OneThreadServer()
+    yield server
+    server.close()
+
+
+def test_an_ip_target_is_never_resolved(one_thread_server: OneThreadServer, resolver_calls: list[object]) -> None:
+    """An IP literal needs no resolver: its address is built from it."""
+    r = probe(one_thread_server.url, BUDGET, TWO_XX)
+    assert (r.status_code, r.success) == (200, True), r
+    assert resolver_calls == []
+    assert r.phases_ms["dns"] is not None, r.phases_ms
+
+
+def test_an_ipv6_target_is_never_a_dns_failure(resolver_calls: list[object]) -> None:
+    """Nothing listens on port 1 of ::1 (or the host has no IPv6): refused
+    or a connection error, never dns."""
+    r = probe("http://[::1]:1/status", BUDGET, TWO_XX)
+    assert r.error_type in ("connect_refused", "connect_error"), r
+    assert resolver_calls == []
+
+
+def test_a_probe_starts_no_thread(monkeypatch: pytest.MonkeyPatch, one_thread_server: OneThreadServer) -> None:
+    """Neither the name lookup nor the deadline costs a thread per probe
+    (the long-lived ones start with the first probes)."""
+    by_name = one_thread_server.url.replace("127.0.0.1", "localhost")
+    probe(by_name, BUDGET, TWO_XX)  # the long-lived threads start
+    started: list[threading.Thread] = []
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
+    ip, name = probe(one_thread_server.url, BUDGET, TWO_XX), probe(by_name, BUDGET, TWO_XX)
+    assert (ip.success, name.success) == (True, True), (ip, name)
+    assert started == []
+
+
+@pytest.fixture
 def stalled_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """getaddrinfo hangs until the test is over."""
     release = threading.Event()
@@ -276,6 +348,14 @@ def test_a_stalled_resolver_costs_a_few_threads_not_one_per_probe() -> None:
     assert {r.error_type for r in results[:-1]} <= {"dns_timeout", "dns"}, results
     assert results[-1].error_type == "dns", results[-1]
     assert "the resolver is stalled" in (results[-1].error or ""), results[-1]
+
+
+@pytest.mark.usefixtures("stalled_resolver")
+def test_an_ip_target_is_probed_while_the_resolver_is_stalled(one_thread_server: OneThreadServer) -> None:
+    for _ in range(transport.MAX_PENDING_LOOKUPS):
+        probe("http://status.invalid/status", 0.01, TWO_XX)
+    r = probe(one_thread_server.url, BUDGET, TWO_XX)
+    assert (r.status_code, r.success, r.error_type) == (200, True, None), r
 
 
 def test_unknown_host_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
