@@ -39,3 +39,20 @@ def test_smoke_run_writes_every_table(tmp_path: Path, server_binary: Path) -> No
     for server in ("| instrumented |", "| plain log/slog line per request |", "| without telemetry |"):
         assert server in table4
     assert "$" not in text  # every placeholder of the template filled
+
+
+def test_one_table_updates_its_section_only(tmp_path: Path, server_binary: Path) -> None:
+    tool("BLACKBOX_EXPORTER", "prometheus-blackbox-exporter")
+    out = tmp_path / "benchmarks.md"
+    before = (ROOT / "docs" / "benchmarks.md").read_text()
+    out.write_text(before)
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--table", "1", "--out", str(out), "--server", str(server_binary)],
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
+    old, new = (re.split(r"^## \d\. ", text, flags=re.M) for text in (before, out.read_text()))
+    assert [new[0], *new[2:]] == [old[0], *old[2:]], "only table 1 changes"
+    assert "`dns` median (ms)" in new[1]
+    assert "_Measured again alone by `python -m bench --table 1` on " in new[1]
