@@ -354,8 +354,9 @@ class _ProbeConnection(HTTPConnection):
             raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
         if isinstance(self, HTTPSConnection):
             attempt.enter("tls")
-            # The handshake runs on a socket the timer no longer reaches
-            # (TLS detaches it): its reads may not outlast the deadline.
+            # The handshake runs on a socket the deadline no longer reaches
+            # (TLS detaches it): the socket's timeout bounds the whole
+            # handshake call, so it ends at the deadline.
             sock.settimeout(max(attempt.remaining(), 0.001))
         return sock
 

@@ -90,6 +90,16 @@ def no_server_hello(conn: socket.socket) -> None:
         pass
 
 
+def trickle_server_hello(conn: socket.socket) -> None:
+    """Takes a TLS ClientHello and answers with the header of a 16 KiB
+    handshake record, then its bytes one at a time."""
+    conn.recv(65536)
+    conn.sendall(bytes([0x16, 0x03, 0x03, 0x40, 0x00]))
+    for _ in range(100):
+        conn.sendall(b"\x00")
+        time.sleep(0.05)
+
+
 def interim_then_final(*codes: int) -> Handler:
     """The exercise's server: interim answers, a pause, then the final 200."""
 
@@ -146,6 +156,8 @@ FAULTS = {
     "not HTTP": Fault(respond(b"hello\r\n\r\n"), None, False, "protocol", "wait"),
     "stalled TLS handshake": Fault(BeforeTLS(no_server_hello), None, False, "connect_timeout", "tls", hangs=True,
                                    schemes=("https",)),
+    "trickling TLS handshake": Fault(BeforeTLS(trickle_server_hello), None, False, "connect_timeout", "tls",
+                                     hangs=True, schemes=("https",)),
 }  # fmt: skip
 
 #: Where a row's error_type differs over https, and why.
