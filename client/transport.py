@@ -306,6 +306,11 @@ class _Resolver:
         self._lookups.put(lookup)
         return lookup
 
+    def pending(self) -> int:
+        """Lookups queued or running, abandoned ones included."""
+        with self._lock:
+            return self._pending
+
     def _work(self) -> None:
         while True:
             self._lookups.get().run()

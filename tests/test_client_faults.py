@@ -23,7 +23,16 @@ import pytest
 from client import transport
 from client.probe import MAX_BODY_BYTES, TWO_XX, probe
 from client.transport import PHASES
-from tests.conftest import FULL_QUEUE, REFUSED, BeforeTLS, FaultServer, LoopbackCA, answer, read_request
+from tests.conftest import (
+    FULL_QUEUE,
+    REFUSED,
+    BeforeTLS,
+    FaultServer,
+    LoopbackCA,
+    answer,
+    read_request,
+    wait_until,
+)
 
 #: Long enough that a loaded machine answers a healthy server within it.
 BUDGET = 1.0
@@ -340,6 +349,7 @@ def stalled_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(transport, "getaddrinfo", stalled)
     yield
     release.set()
+    wait_until(lambda: transport._resolver.pending() == 0)  # the next test starts with a free resolver
 
 
 @pytest.mark.usefixtures("stalled_resolver")
