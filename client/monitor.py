@@ -88,12 +88,15 @@ class Monitor:
         self.tracing = tracing or Tracing(None)
         self.window = Window(config.summary_interval)
         self.verdict: str | None = None
+        self.heartbeat_error: str | None = None  # why the heartbeat file cannot be touched
         self.probes = 0
         self.toggles = 0
         self.next_toggle = clock() + config.flaky_interval
 
     def probe_once(self) -> None:
-        """One probe, one record, whatever happens in the probe."""
+        """One probe, one record, whatever happens in the probe. Each side
+        effect (the record, the heartbeat, the verdict, the span) runs even
+        when another one failed."""
         self.probes += 1
         try:
             result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
@@ -103,14 +106,40 @@ class Monitor:
             result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
         now = self.clock()
         self.window.add(now, result)
-        self.events.probe(self.probes, result)
-        if self.heartbeat is not None:
+        effects: tuple[Callable[[], None], ...] = (
+            lambda: self.events.probe(self.probes, result),
+            self._beat,
+            lambda: self._judge(now),
+            lambda: self.tracing.record(result),  # last: the record, the heartbeat and the verdict come first
+        )
+        for effect in effects:
+            try:
+                effect()
+            except Exception as exc:  # noqa: BLE001 - one failing side effect must not cancel the others
+                with contextlib.suppress(Exception):
+                    self.events.internal_error("probe", exc)
+
+    def _beat(self) -> None:
+        """Touch the heartbeat file; say once when that starts failing and
+        once when it works again, not once per probe."""
+        if self.heartbeat is None:
+            return
+        try:
             self.heartbeat.touch()
+        except OSError as exc:
+            if self.heartbeat_error is None:
+                self.heartbeat_error = f"{type(exc).__name__}: {exc}"[:300]
+                self.events.heartbeat("failing", str(self.heartbeat), self.heartbeat_error)
+            return
+        if self.heartbeat_error is not None:
+            self.heartbeat_error = None
+            self.events.heartbeat("recovered", str(self.heartbeat), None)
+
+    def _judge(self, now: float) -> None:
         summary = self.window.summary(now)
         if summary.verdict != self.verdict:
             self.events.health_changed(self.verdict, summary)
             self.verdict = summary.verdict
-        self.tracing.record(result)  # last: the record, the heartbeat and the verdict come first
 
     def toggle_if_due(self, room: float) -> None:
         """Toggle the flaky mode if it is time, within room seconds (what is

@@ -88,6 +88,13 @@ class Events:
             availability=s.availability, p95_ms=s.p95_ms, probes=s.probes,
         )  # fmt: skip
 
+    def heartbeat(self, state: str, file: str, error: str | None) -> None:
+        if state == "failing":
+            level, message = logging.ERROR, f"cannot touch the heartbeat file {file}: {error}"
+        else:
+            level, message = logging.INFO, f"the heartbeat file {file} is touched again"
+        self.emit(level, "heartbeat", message, state=state, file=file, error=error)
+
     def internal_error(self, job: str, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {exc}"
         self.emit(

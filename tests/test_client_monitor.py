@@ -13,17 +13,22 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+import requests
 
 from client.config import parse_config
 from client.logs import JsonLines, Logs
 from client.monitor import SLOT_SLACK_S, Monitor, Stop, run
 from client.probe import ProbeResult, ToggleResult, toggle_flaky
 from client.records import Events
-from tests.conftest import FaultServer, answer, read_request, schema_errors
+from client.tracing import TraceSettings, Tracing
+from tests.conftest import FaultServer, GoServer, answer, read_request, schema_errors, stand_ins, wait_until
 from tests.test_client_faults import FAULTS, Fault
+from tests.test_traces import OTLPReceiver
 
 
 def ok(ms: float = 1.0) -> ProbeResult:
@@ -279,3 +284,49 @@ def test_every_slot_has_a_probe_record_whatever_the_server_does(fault_url: Calla
         assert [p["seq"] for p in probes] == list(range(1, len(probes) + 1))
         for record in records(out):
             assert schema_errors(record) == [], (name, record)
+
+
+@pytest.fixture
+def otlp() -> Iterator[Callable[[str], OTLPReceiver]]:
+    yield from stand_ins(OTLPReceiver)
+
+
+def test_a_heartbeat_that_cannot_be_written_stops_no_verdict(
+    tmp_path: Path, go_server: Callable[..., GoServer], otlp: Callable[[str], OTLPReceiver]
+) -> None:
+    """The heartbeat's directory removed mid-run, then the server set to 503:
+    the verdict still changes and the spans still come; the failing
+    heartbeat is said once, and once again when it works again."""
+    server = go_server()
+    receiver = otlp("ok")
+    beat_dir = tmp_path / "run"
+    beat_dir.mkdir()
+    out = io.StringIO()
+    config = parse_config(["--target", server.url, "--interval", "0.1", "--timeout", "0.09",
+                           "--summary-interval", "0.5", "--flaky-interval", "0"], {})  # fmt: skip
+    tracing = Tracing(TraceSettings(receiver.url + "/v1/traces", 2.0), drain=5)
+    monitor = Monitor(config, Logs(config, out).events, heartbeat=beat_dir / "beat", tracing=tracing)
+    stop = Stop()
+    thread = threading.Thread(target=run, args=(monitor, stop))
+    thread.start()
+    try:
+        wait_until(lambda: monitor.verdict == "healthy", 10)
+        (beat_dir / "beat").unlink()
+        beat_dir.rmdir()
+        requests.post(server.url + "/status/503", timeout=5).raise_for_status()
+        wait_until(lambda: monitor.verdict == "down", 10)
+        failing_since = monitor.probes
+        beat_dir.mkdir()
+        wait_until(lambda: monitor.probes >= failing_since + 3, 10)
+    finally:
+        stop.request()
+        thread.join(10)
+        stop.close()
+    tracing.close()
+    beats = records(out, "heartbeat")
+    assert [b["state"] for b in beats] == ["failing", "recovered"], beats
+    assert not records(out, "internal_error")
+    assert [r["verdict"] for r in records(out, "health_changed")][-1] == "down"
+    probes = records(out, "probe")
+    wait_until(lambda: len({s.trace_id for s in receiver.spans}) >= len(probes), 10)
+    assert {p["trace_id"] for p in probes} <= {s.trace_id for s in receiver.spans}

@@ -30,6 +30,7 @@ def emit_all(logs: Logs) -> None:
     logs.events.summary(window.summary(0))
     logs.events.health_changed(None, window.summary(0))
     logs.events.internal_error("probe", RuntimeError("boom"))
+    logs.events.heartbeat("failing", "run/beat", "FileNotFoundError: gone")
     logs.events.emit(logging.INFO, "started", "m", version="1", target="t", interval=1, timeout=1,
                      flaky_interval=1, summary_interval=1, success_codes="200-299", log_format="json",
                      loki_url=None, heartbeat_file=None)  # fmt: skip
