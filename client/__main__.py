@@ -6,7 +6,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -39,11 +38,6 @@ def main(
         except OSError as exc:
             sys.stderr.write(f"python -m client: error: cannot write --heartbeat-file: {exc}\n")
             return 2
-
-    # schedule works in naive local time: in UTC no daylight saving jump can
-    # stall or rush the loop.
-    os.environ["TZ"] = "UTC"
-    time.tzset()
 
     logs = Logs(config, stream)
     stop = Stop()

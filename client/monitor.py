@@ -1,22 +1,21 @@
-"""The loop: a plain synchronous schedule that probes, toggles and
-summarises. Every scheduled probe yields exactly one probe record, started
-on its slot: the probe's budget is shorter than the interval, and a flaky
-toggle only runs in the gap after a probe, with what is left of the gap as
-its budget (or is recorded as skipped)."""
+"""The loop: a plain synchronous schedule of jobs that probe, toggle and
+summarise, each on its own slots of a monotonic clock (client.grid).
+Every scheduled probe yields exactly one probe record, started on its
+slot: the probe's budget is shorter than the interval, and a flaky toggle
+runs in the gap between probes, with what is left of the gap as its budget
+(or is recorded as skipped)."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import select
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import schedule
-
 from client.config import Config
+from client.grid import Grid
 from client.probe import ProbeResult, ToggleResult, hide_password, probe, redact, skipped_toggle, toggle_flaky
 from client.records import Events
 from client.summary import Window
@@ -91,7 +90,6 @@ class Monitor:
         self.heartbeat_error: str | None = None  # why the heartbeat file cannot be touched
         self.probes = 0
         self.toggles = 0
-        self.next_toggle = clock() + config.flaky_interval
 
     def probe_once(self) -> None:
         """One probe, one record, whatever happens in the probe. Each side
@@ -141,14 +139,10 @@ class Monitor:
             self.events.health_changed(self.verdict, summary)
             self.verdict = summary.verdict
 
-    def toggle_if_due(self, room: float) -> None:
-        """Toggle the flaky mode if it is time, within room seconds (what is
-        left before the next probe): with less, the toggle is recorded as
-        skipped."""
-        if self.config.flaky_interval <= 0 or self.clock() < self.next_toggle:
-            return
-        while self.next_toggle <= self.clock():
-            self.next_toggle += self.config.flaky_interval
+    def toggle(self, room: float) -> None:
+        """Toggle the flaky mode within room seconds (what is left before
+        the next probe's slot): with too little, the toggle is recorded as
+        skipped rather than sent late."""
         budget = min(self.config.timeout, room - min(SLOT_SLACK_S, self.config.interval / 10))
         if budget < MIN_TOGGLE_BUDGET_S:
             self.toggles += 1
@@ -169,27 +163,23 @@ class Monitor:
 
 def run(monitor: Monitor, stop: Stop) -> None:
     """Run the jobs until a stop is requested; no job starts after that.
-    The first probe runs at once."""
+    The first probe runs at once; toggles and summaries each run on their
+    own slots, one period after start and every period after that."""
     config = monitor.config
-    grid = _Grid(schedule.Scheduler(), stop)
-
-    def probe_then_toggle() -> None:
-        monitor.probe_once()
-        if not stop.requested:
-            _guarded(monitor, "flaky_toggle", lambda: monitor.toggle_if_due(grid.seconds_to(probes)))()
-
-    probes = grid.every(config.interval, _guarded(monitor, "probe", probe_then_toggle))
+    grid = Grid(monitor.clock)
+    probes = grid.every(config.interval, _guarded(monitor, "probe", monitor.probe_once), first=0)
+    if config.flaky_interval > 0:
+        toggle = _guarded(monitor, "flaky_toggle", lambda: monitor.toggle(grid.seconds_to(probes)))
+        grid.every(config.flaky_interval, toggle)
     grid.every(config.summary_interval, _guarded(monitor, "summary", monitor.summarize))
-    grid.run_now(probes)  # schedule's first run would be one interval late
     while not stop.requested:
-        grid.run_pending()
+        grid.run_pending(lambda: not stop.requested)
         stop.wait(grid.idle_seconds())
 
 
 def _guarded(monitor: Monitor, name: str, job: Callable[[], None]) -> Callable[[], None]:
-    """job, with any exception logged instead of raised: an exception that
-    escapes a job escapes run_pending, and schedule would re-run the job on
-    every tick because its next run was never computed."""
+    """job, with any exception logged instead of raised: one job's bug must
+    not stop the loop or the other jobs."""
 
     def run_job() -> None:
         try:
@@ -199,50 +189,3 @@ def _guarded(monitor: Monitor, name: str, job: Callable[[], None]) -> Callable[[
                 monitor.events.internal_error(name, exc)
 
     return run_job
-
-
-class _Grid:
-    """schedule, with each job pinned to a grid of slots, start + k x period.
-    schedule computes the next run from the end of a job, so every run would
-    drift later by the job's duration. A job that overran its next slot runs
-    once at once; after a longer stall (a suspended machine) the grid moves
-    on to the next slot to come."""
-
-    def __init__(self, scheduler: schedule.Scheduler, stop: Stop) -> None:
-        self.scheduler = scheduler
-        self.stop = stop
-        self._slots: dict[schedule.Job, datetime.datetime] = {}  # each job's next slot
-
-    def every(self, seconds: float, job: Callable[[], None]) -> schedule.Job:
-        scheduled: schedule.Job = self.scheduler.every(seconds).seconds  # type: ignore[arg-type]
-        period = datetime.timedelta(seconds=seconds)
-
-        def run_job() -> None:
-            slot = self._slots[scheduled]
-            now = datetime.datetime.now()  # the clock schedule uses
-            self._slots[scheduled] = slot + period if slot + 2 * period > now else now + period
-            if not self.stop.requested:
-                job()
-
-        scheduled.do(run_job)
-        self._slots[scheduled] = datetime.datetime.now() + period
-        return scheduled
-
-    def run_now(self, scheduled: schedule.Job) -> None:
-        self._slots[scheduled] = datetime.datetime.now()
-        scheduled.run()  # type: ignore[no-untyped-call]
-        scheduled.next_run = self._slots[scheduled]
-
-    def seconds_to(self, scheduled: schedule.Job) -> float:
-        """Seconds until the job's next slot."""
-        return (self._slots[scheduled] - datetime.datetime.now()).total_seconds()
-
-    def run_pending(self) -> None:
-        for scheduled in self.scheduler.jobs:
-            if scheduled.should_run and not self.stop.requested:
-                scheduled.run()  # type: ignore[no-untyped-call]
-                scheduled.next_run = self._slots[scheduled]
-
-    def idle_seconds(self) -> float:
-        idle = self.scheduler.idle_seconds
-        return max(idle if idle is not None else 1.0, 0.0)

@@ -5,7 +5,9 @@ changes reported the moment they happen, a prompt stop."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
+import itertools
 import json
 import logging
 import os
@@ -19,8 +21,10 @@ from typing import Any
 
 import pytest
 import requests
+import time_machine
 
 from client.config import parse_config
+from client.grid import Grid
 from client.logs import JsonLines, Logs
 from client.monitor import SLOT_SLACK_S, Monitor, Stop, run
 from client.probe import ProbeResult, ToggleResult, toggle_flaky
@@ -330,3 +334,64 @@ def test_a_heartbeat_that_cannot_be_written_stops_no_verdict(
     probes = records(out, "probe")
     wait_until(lambda: len({s.trace_id for s in receiver.spans}) >= len(probes), 10)
     assert {p["trace_id"] for p in probes} <= {s.trace_id for s in receiver.spans}
+
+
+@pytest.mark.parametrize("step", [-20.0, 20.0])
+def test_a_wall_clock_step_changes_neither_rhythm_nor_count(step: float) -> None:
+    """The wall clock stepped back or forward mid-run (NTP, a resumed VM):
+    the probes keep one interval apart and none is lost or added."""
+    config = parse_config(["--interval", "0.2", "--timeout", "0.1", "--summary-interval", "10",
+                           "--flaky-interval", "0"], {})  # fmt: skip
+    starts: list[float] = []
+
+    def probe(*_: object) -> ProbeResult:
+        starts.append(time.monotonic())
+        return ok()
+
+    monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=probe)
+    with time_machine.travel(datetime.datetime.now(), tick=True) as traveller:
+        stepped = threading.Timer(0.7, traveller.shift, args=(step,))
+        stepped.start()
+        ran = run_for(monitor, lambda: len(starts) >= 12)
+        stepped.join()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(starts) >= 12, f"{len(starts)} probes in {ran:.1f} s"
+    assert max(gaps) < 2 * config.interval, gaps  # stepped back, schedule stalled for the step
+    assert min(gaps) > config.interval / 2, gaps
+    assert len(starts) <= (starts[-1] - starts[0]) / config.interval + 2
+
+
+def test_toggles_run_on_their_own_slots() -> None:
+    """Every --flaky-interval from start, not after the next probe: toggles
+    at 0.7, 1.4, 2.1 s with probes every 1 s (not at 1, 2, 3 s)."""
+    config = parse_config(["--interval", "1", "--timeout", "0.1", "--summary-interval", "10",
+                           "--flaky-interval", "0.7"], {})  # fmt: skip
+    began = time.monotonic()
+    toggled: list[float] = []
+
+    def toggle(url: str, budget: float) -> ToggleResult:
+        toggled.append(time.monotonic() - began)
+        return ToggleResult("POST", url, 202, 1.0, True, None, None, "0" * 32, True)
+
+    monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=lambda *_: ok(), toggle_fn=toggle)
+    run_for(monitor, lambda: len(toggled) >= 3)
+    late = [at - 0.7 * k for k, at in enumerate(toggled[:3], 1)]
+    assert all(-0.05 < lag < 0.25 for lag in late), toggled
+
+
+def test_the_grid_keeps_its_slots_through_overruns_and_stalls() -> None:
+    now = [100.0]
+    grid = Grid(lambda: now[0])
+    ran: list[tuple[str, float]] = []
+    fast = grid.every(1.0, lambda: ran.append(("fast", now[0])), first=0)
+    grid.every(2.0, lambda: ran.append(("slow", now[0])))
+    assert grid.run_pending() == 1  # the first slot is at once
+    now[0] = 102.0  # fast is due at 101 and 102, slow at 102: the earliest slot first, then by order
+    assert grid.run_pending() == 3
+    assert [name for name, _ in ran] == ["fast", "fast", "fast", "slow"]
+    now[0] = 102.5
+    assert grid.seconds_to(fast) == 0.5
+    now[0] = 110.2  # a stall of more than two periods: on to the next slot of the same grid
+    grid.run_pending()
+    assert grid.seconds_to(fast) == pytest.approx(0.8)
+    assert grid.idle_seconds() == pytest.approx(0.8)
