@@ -13,10 +13,14 @@ from typing import TextIO
 
 from client import __version__
 from client.config import ConfigError, format_codes, parse_config
-from client.logs import Logs
+from client.logs import Logs, discard_stdout
 from client.monitor import Monitor, Stop, run
 from client.probe import redact
 from client.tracing import Tracing, trace_settings
+
+#: The exit status when stdout was closed under the client: 128 + SIGPIPE,
+#: what a shell reports for a Unix tool that a closed pipe ended.
+STDOUT_CLOSED = 128 + signal.SIGPIPE
 
 
 def main(
@@ -39,8 +43,8 @@ def main(
             sys.stderr.write(f"python -m client: error: cannot write --heartbeat-file: {exc}\n")
             return 2
 
-    logs = Logs(config, stream)
     stop = Stop()
+    logs = Logs(config, stream, on_stdout_closed=stop.request)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.request()  # a flag and a byte on a pipe: no lock
@@ -69,6 +73,10 @@ def main(
         with tracing.closing():  # spans drain beside the Loki queue, each within its bound
             logs.close()
         stop.close()
+    if logs.stdout.closed:  # python -m client | head -1: stop as Unix tools do
+        if stream is sys.stdout:
+            discard_stdout()
+        return STDOUT_CLOSED
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import queue
 import re
 import sys
@@ -73,6 +74,38 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _iso(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Records to stdout. When stdout is closed under it (`python -m client |
+    head -1`), logging would print a "Logging error" traceback per record,
+    forever: this handler tells on_closed once and writes nothing more."""
+
+    def __init__(self, stream: TextIO, on_closed: Callable[[], None]) -> None:
+        super().__init__(stream)
+        self.on_closed = on_closed
+        self.closed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.closed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            if not self.closed:
+                self.closed = True
+                self.on_closed()
+            return
+        super().handleError(record)
+
+
+def discard_stdout() -> None:
+    """Point the stdout descriptor at /dev/null: what is still buffered for
+    a closed pipe then goes nowhere at exit instead of raising there (the
+    recipe in Python's docs on SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @dataclass
@@ -202,9 +235,10 @@ class Logs:
         stream: TextIO = sys.stdout,
         loki_timeout: float = LOKI_TIMEOUT,
         loki_drain: float = LOKI_DRAIN,
+        on_stdout_closed: Callable[[], None] = lambda: None,
     ) -> None:
         formatter: logging.Formatter = JsonLines() if config.log_format == "json" else TextLines()
-        stdout = logging.StreamHandler(stream)
+        self.stdout = stdout = StdoutHandler(stream, on_stdout_closed)
         stdout.setFormatter(formatter)
 
         self.logger = logging.getLogger(LOGGER_NAME)

@@ -137,3 +137,27 @@ def test_help_exits_0() -> None:
     )
     assert result.returncode == 0
     assert "--loki-url" in result.stdout
+
+
+def test_a_closed_stdout_stops_the_client_as_unix_tools_stop(go_server: Callable[..., GoServer]) -> None:
+    """python -m client | head -1: the reader goes away after one line; the
+    client stops promptly, exits 141 (128 + SIGPIPE, what a shell shows for
+    `yes | head -1`) and prints nothing on stderr."""
+    server = go_server()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client", "--target", server.url, "--interval", "0.1", "--timeout", "0.05"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        assert '"event": "started"' in proc.stdout.readline()
+        proc.stdout.close()
+        assert proc.wait(15) == 141
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.stderr.read() == ""
