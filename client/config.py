@@ -48,9 +48,11 @@ def _url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an http(s) URL with a host")
     try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        port = parts.port  # raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"{value!r} has a bad port: {exc}") from None
+    if port == 0:  # no server listens on port 0: connecting there fails, as an odd error
+        raise ValueError(f"{value!r} has a bad port: 0 is no port")
     _host(parts.hostname)
     return value
 

@@ -63,6 +63,8 @@ def test_environment_and_flags() -> None:
         ([], {"TARGET_URL": "localhost:8080"}, "invalid TARGET_URL: 'localhost:8080' is not an http(s) URL"),
         (["--target", "ftp://x"], {}, "invalid --target: 'ftp://x' is not an http(s) URL"),
         (["--target", "http://x:99999"], {}, "invalid --target: 'http://x:99999' has a bad port"),
+        (["--target", "http://x:0"], {}, "invalid --target: 'http://x:0' has a bad port: 0 is no port"),
+        (["--loki-url", "http://loki:00/push"], {}, "invalid --loki-url: 'http://loki:00/push' has a bad port"),
         (["--target", "http://x/?a=1"], {}, "give the base URL only"),
         (["--loki-url", "loki:3100"], {}, "invalid --loki-url: 'loki:3100' is not an http(s) URL"),
         ([], {"LOG_FORMAT": "xml"}, "invalid LOG_FORMAT: 'xml' is not one of json, text"),
