@@ -85,7 +85,7 @@ class Monitor:
         self.toggle_fn = toggle_fn
         self.heartbeat = heartbeat
         self.tracing = tracing or Tracing(None)
-        self.window = Window(config.summary_interval)
+        self.window = Window(config.summary_interval, origin=clock())
         self.verdict: str | None = None
         self.heartbeat_error: str | None = None  # why the heartbeat file cannot be touched
         self.probes = 0
@@ -96,14 +96,15 @@ class Monitor:
         effect (the record, the heartbeat, the verdict, the span) runs even
         when another one failed."""
         self.probes += 1
+        started = self.clock()  # the window counts a probe from its slot, not from its end
         try:
             result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
         except Exception as exc:  # noqa: BLE001 - a bug in the probe is still a probe's outcome
             self.events.internal_error("probe", exc)
             error = hide_password(f"{type(exc).__name__}: {exc}", self.config.target)[:200]
             result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
+        self.window.add(started, result)
         now = self.clock()
-        self.window.add(now, result)
         effects: tuple[Callable[[], None], ...] = (
             lambda: self.events.probe(self.probes, result),
             self._beat,

@@ -2,15 +2,19 @@
 
 Computed over a sliding window of the last --summary-interval seconds of
 probes, after every probe (so a change is reported the moment it happens)
-and reported whole every --summary-interval.
+and reported whole every --summary-interval. Counts and availability are
+exact; percentiles come from DDSketch, within 1 % of the exact ones.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from ddsketch import DDSketch
 
 from client.probe import ProbeResult
 
@@ -23,6 +27,12 @@ DEGRADED_BELOW = 99.0
 #: A p95 latency at or above this many milliseconds is degraded too: a
 #: healthy answer takes a few milliseconds, a flaky one up to 500.
 SLOW_P95_MS = 300.0
+
+#: Percentiles are within this relative error of the exact ones (DDSketch's
+#: guarantee): 1 %.
+RELATIVE_ACCURACY = 0.01
+#: The window is kept in this many sub-windows, which expire whole.
+BUCKETS = 60
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,25 @@ class Summary:
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:
-    """The nearest-rank percentile: the smallest value with at least p% of
-    the values at or below it."""
+    """The exact nearest-rank percentile: the smallest value with at least
+    p% of the values at or below it (what nearest_rank approximates)."""
     if not sorted_values:
         return None
     rank = max(1, math.ceil(p / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+def nearest_rank(sketch: DDSketch, p: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least p% of
+    the values at or below it, within the sketch's relative accuracy. (The
+    sketch's own quantile rank is q x (n - 1); this asks it for the bin of
+    the nearest rank.)"""
+    n = sketch.count
+    if n == 0:
+        return None
+    index = max(1, math.ceil(p / 100 * n)) - 1  # 0-based
+    value = sketch.get_quantile_value(0.0 if n == 1 else min(1.0, (index + 0.5) / (n - 1)))
+    return None if value is None else round(value, 3)
 
 
 def judge(probes: int, availability: float | None, p95_ms: float | None) -> tuple[str, str]:
@@ -69,39 +92,89 @@ def shown(availability: float) -> float:
     return math.floor(round(availability * 100, 6)) / 100
 
 
-class Window:
-    """The probes of the last window_s seconds (by a monotonic clock)."""
+@dataclass
+class _Bucket:
+    """The probes of one sub-window: counts, and a sketch of durations."""
 
-    def __init__(self, window_s: float) -> None:
+    index: int  # the sub-window's number since the origin
+    probes: int = 0
+    successes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    durations: DDSketch = field(default_factory=lambda: DDSketch(RELATIVE_ACCURACY))
+
+    def add(self, result: ProbeResult) -> None:
+        self.probes += 1
+        self.successes += result.success
+        if result.error_type:
+            self.errors[result.error_type] += 1
+        self.durations.add(max(result.duration_ms, 0.0))
+
+    def merge(self, other: _Bucket) -> None:
+        self.probes += other.probes
+        self.successes += other.successes
+        self.errors.update(other.errors)
+        self.durations.merge(other.durations)
+
+
+class Window:
+    """The probes of the last window_s seconds (by a monotonic clock), kept
+    in BUCKETS sub-windows of window_s / BUCKETS seconds each: counts (exact)
+    and a DDSketch of durations per sub-window. Memory and CPU do not grow
+    with the number of probes. A sub-window leaves whole, when its start is
+    window_s old: a probe leaves the window up to one sub-window early."""
+
+    def __init__(self, window_s: float, origin: float = 0.0, buckets: int = BUCKETS) -> None:
         self.window_s = window_s
-        self._probes: deque[tuple[float, ProbeResult]] = deque()
+        self.origin = origin  # the clock's time of sub-window 0's start
+        self.buckets = buckets
+        self.granularity = window_s / buckets
+        self._buckets: deque[_Bucket] = deque()
+        self._older: _Bucket | None = None  # every bucket but the newest, merged; None = to redo
 
     def add(self, now: float, result: ProbeResult) -> None:
-        self._probes.append((now, result))
+        index = math.floor((now - self.origin) / self.granularity)
+        if not self._buckets or index > self._buckets[-1].index:
+            self._buckets.append(_Bucket(index))
+            self._older = None
+        self._buckets[-1].add(result)
         self._expire(now)
 
     def summary(self, now: float) -> Summary:
         self._expire(now)
-        results = [r for _, r in self._probes]
-        n = len(results)
-        successes = sum(r.success for r in results)
-        durations = sorted(r.duration_ms for r in results)
-        availability = 100 * successes / n if n else None
-        p95 = percentile(durations, 95)
+        total = self._total()
+        n = total.probes
+        availability = 100 * total.successes / n if n else None
+        p95 = nearest_rank(total.durations, 95)
         verdict, reason = judge(n, availability, p95)
         return Summary(
             window_s=self.window_s,
             probes=n,
-            successes=successes,
+            successes=total.successes,
             availability=None if availability is None else shown(availability),
-            p50_ms=percentile(durations, 50),
+            p50_ms=nearest_rank(total.durations, 50),
             p95_ms=p95,
-            p99_ms=percentile(durations, 99),
-            errors=dict(Counter(r.error_type for r in results if r.error_type)),
+            p99_ms=nearest_rank(total.durations, 99),
+            errors=dict(total.errors),
             verdict=verdict,
             reason=reason,
         )
 
+    def _total(self) -> _Bucket:
+        """All buckets merged. The older ones are merged once per sub-window,
+        not after every probe."""
+        if self._older is None:
+            self._older = _Bucket(-1)
+            for bucket in itertools.islice(self._buckets, max(len(self._buckets) - 1, 0)):
+                self._older.merge(bucket)
+        total = _Bucket(-1)
+        total.merge(self._older)
+        if self._buckets:
+            total.merge(self._buckets[-1])
+        return total
+
     def _expire(self, now: float) -> None:
-        while self._probes and self._probes[0][0] <= now - self.window_s:
-            self._probes.popleft()
+        """Drop the sub-windows that started window_s or more ago."""
+        oldest_kept = (now - self.origin - self.window_s) / self.granularity
+        while self._buckets and self._buckets[0].index <= oldest_kept:
+            self._buckets.popleft()
+            self._older = None

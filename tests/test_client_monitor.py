@@ -395,3 +395,25 @@ def test_the_grid_keeps_its_slots_through_overruns_and_stalls() -> None:
     grid.run_pending()
     assert grid.seconds_to(fast) == pytest.approx(0.8)
     assert grid.idle_seconds() == pytest.approx(0.8)
+
+
+def test_a_summary_at_the_defaults_counts_10_probes() -> None:
+    """The README's "10 probes in its 30 s window": probes every 3 s, each
+    counted from its slot, the summary at 30 s after that slot's probe. (By
+    their end times, a slow first probe made it 11.)"""
+    config = parse_config([], {})
+    now = [1000.0]
+    out = io.StringIO()
+
+    def probe(*_: object) -> ProbeResult:
+        took = 0.4 if now[0] < 1001 else 0.005  # the first probe is slow: a cold start
+        now[0] += took
+        return ok(took * 1000)
+
+    monitor = Monitor(config, Logs(config, out).events, clock=lambda: now[0], probe_fn=probe)
+    for k in range(31):
+        now[0] = 1000.0 + 0.002 + 3 * k  # each probe starts 2 ms after its slot
+        monitor.probe_once()
+        if k % 10 == 0 and k:
+            monitor.summarize()
+    assert [s["probes"] for s in records(out, "summary")] == [10, 10, 10]

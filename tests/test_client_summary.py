@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import tracemalloc
+
 import pytest
 
 from client.probe import ProbeResult
-from client.summary import DEGRADED, DOWN, HEALTHY, UNKNOWN, Window, judge, percentile
+from client.summary import DEGRADED, DOWN, HEALTHY, RELATIVE_ACCURACY, UNKNOWN, Window, judge, percentile
 
 
 def result(success: bool = True, ms: float = 5.0, error_type: str | None = None) -> ProbeResult:
@@ -56,7 +59,7 @@ def test_window_counts_and_expires() -> None:
     w.add(25, result(ms=20))
     s = w.summary(25)
     assert (s.probes, s.successes, s.availability) == (4, 2, 50.0)
-    assert (s.p50_ms, s.p95_ms, s.p99_ms) == (20, 2000, 2000)
+    assert (s.p50_ms, s.p95_ms, s.p99_ms) == pytest.approx((20, 2000, 2000), rel=RELATIVE_ACCURACY)
     assert s.errors == {"http_status": 1, "read_timeout": 1}
     assert s.verdict == DEGRADED
 
@@ -83,3 +86,57 @@ def test_an_exact_availability_is_shown_as_it_is(successes: int, probes: int, sh
     for i in range(probes):
         w.add(0, result(success=i < successes))
     assert w.summary(0).availability == shown
+
+
+def test_a_probe_leaves_the_window_with_its_sub_window() -> None:
+    """60 sub-windows of 0.5 s in a 30 s window: a probe at 0.7 s is in the
+    sub-window that starts at 0.5 s, which leaves at 30.5 s."""
+    w = Window(30)
+    w.add(0.7, result())
+    assert w.summary(30.49).probes == 1
+    assert w.summary(30.5).probes == 0
+
+
+def test_percentiles_are_within_the_sketchs_error_of_the_exact_ones() -> None:
+    rng = random.Random(7)
+    durations = [rng.lognormvariate(2, 1.2) for _ in range(5000)] + [0.0] * 20
+    w = Window(30)
+    for i, ms in enumerate(durations):
+        w.add(i * 0.005, result(ms=ms))
+    s = w.summary(25)
+    exact = sorted(durations)
+    for p, got in ((50, s.p50_ms), (95, s.p95_ms), (99, s.p99_ms)):
+        want = percentile(exact, p)
+        assert want is not None
+        assert got == pytest.approx(want, rel=RELATIVE_ACCURACY, abs=0.001), p
+    small = Window(30)
+    for ms in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0):
+        small.add(0, result(ms=ms))
+    s = small.summary(0)
+    assert (s.p50_ms, s.p95_ms) == pytest.approx((5, 10), rel=RELATIVE_ACCURACY)  # nearest rank: not 9
+
+
+DURATIONS = (0.8, 1.5, 3.0, 7.0, 20.0, 150.0, 480.0, 2000.0)
+
+
+def window_bytes(probes: int) -> int:
+    """Memory a window holds after probes probes in 30 s. (A sketch's size
+    depends on the range of the values, not on their number: the values
+    come from a fixed set, so every probe count touches the same bins.)"""
+    rng = random.Random(1)
+    tracemalloc.start()
+    try:
+        w = Window(30)
+        for i in range(probes):
+            w.add(i * 29 / probes, result(success=i % 3 > 0, ms=rng.choice(DURATIONS), error_type="http_status"))
+        w.summary(29)
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_probes() -> None:
+    """--interval 0.05 --summary-interval 86400 kept 1.7 million probes; a
+    window now holds the same whatever the number."""
+    few, many = window_bytes(3_000), window_bytes(30_000)
+    assert many < few * 1.1, (few, many)
