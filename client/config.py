@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import idna
-
-from client.probe import hide_password
+# Only what the options need is imported here: python -m client.healthcheck
+# reads three of them, and must stay cheap (no requests, no idna).
 
 LOG_FORMATS = ("json", "text")
 
@@ -74,6 +73,8 @@ def _host(host: str) -> None:
         if bad:
             raise ValueError(f"host {host!r} has a bad label {bad[0]!r}")
         return
+    import idna  # only for a non-ASCII host: see the note on imports
+
     try:
         idna.encode(host, uts46=True)
     except idna.IDNAError as exc:
@@ -229,27 +230,27 @@ def _parser() -> argparse.ArgumentParser:
             "Probe the status server on a schedule, log one JSON record per request to stdout "
             "(and Loki), toggle its flaky mode, and say whether it is healthy."
         ),
-        epilog="Each option falls back to the environment variable in brackets, then to its default.",
+        epilog=ENV_FALLBACK,
     )
-    for opt in OPTIONS:
-        default = f" (default: {opt.default})" if opt.default is not None else ""
-        parser.add_argument(
-            opt.flag,
-            metavar=opt.metavar,
-            help=f"{opt.help}{default} [{opt.env}]",
-        )
+    add_options(parser, OPTIONS)
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Build the configuration; raises ConfigError naming the bad option.
+ENV_FALLBACK = "Each option falls back to the environment variable in brackets, then to its default."
 
-    argparse itself exits 2 on unknown flags and prints the help on -h.
-    """
-    environ = os.environ if environ is None else environ
-    args = vars(_parser().parse_args(argv))
+
+def add_options(parser: argparse.ArgumentParser, options: Sequence[_Option]) -> None:
+    """One flag per option, its help naming its default and variable."""
+    for opt in options:
+        default = f" (default: {opt.default})" if opt.default is not None else ""
+        parser.add_argument(opt.flag, metavar=opt.metavar, help=f"{opt.help}{default} [{opt.env}]")
+
+
+def resolve(options: Sequence[_Option], args: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Each option's value: the flag, else its environment variable, else
+    its default, parsed; raises ConfigError naming the bad one."""
     values: dict[str, Any] = {}
-    for opt in OPTIONS:
+    for opt in options:
         name = opt.flag.removeprefix("--").replace("-", "_")
         raw, source = args[name], opt.flag
         if raw is None and environ.get(opt.env):
@@ -259,8 +260,19 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         try:
             values[name] = None if raw is None else opt.parse(_plain(raw))
         except ValueError as exc:
+            from client.probe import hide_password  # see the note on imports
+
             raise ConfigError(f"invalid {source}: {hide_password(str(exc), raw)}") from None
-    config = Config(**values)
+    return values
+
+
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration; raises ConfigError naming the bad option.
+
+    argparse itself exits 2 on unknown flags and prints the help on -h.
+    """
+    environ = os.environ if environ is None else environ
+    config = Config(**resolve(OPTIONS, vars(_parser().parse_args(argv)), environ))
     if config.timeout >= config.interval:
         raise ConfigError(
             f"--timeout ({config.timeout:g} s) is not shorter than --interval ({config.interval:g} s): "
