@@ -63,11 +63,13 @@ def main(
         log_format=config.log_format, loki_url=config.loki_url and redact(config.loki_url),
         heartbeat_file=config.heartbeat_file,
     )  # fmt: skip
+    restored = ""
     try:
         run(monitor, stop)
+        restored = monitor.restore_flaky()
     finally:
         logs.events.emit(
-            logging.INFO, "stopped", f"stopped after {monitor.probes} probes",
+            logging.INFO, "stopped", f"stopped after {monitor.probes} probes" + (f"; {restored}" if restored else ""),
             probes=monitor.probes, toggles=monitor.toggles,
         )  # fmt: skip
         with tracing.closing():  # spans drain beside the Loki queue, each within its bound

@@ -28,6 +28,10 @@ from client.transport import Clock
 SLOT_SLACK_S = 0.1
 #: A toggle is not sent with less budget than this (the smallest --timeout).
 MIN_TOGGLE_BUDGET_S = 0.01
+#: Seconds the toggle that restores flaky mode at stop may take (at most
+#: --timeout): with a probe in flight and Loki black-holed, stopping stays
+#: under Docker's 10 s grace.
+RESTORE_BUDGET_S = 1.0
 
 
 class Stop:
@@ -87,6 +91,7 @@ class Monitor:
         self.tracing = tracing or Tracing(None)
         self.window = Window(config.summary_interval, origin=clock())
         self.verdict: str | None = None
+        self.flaky_after: bool | None = None  # the flaky mode after this client's last toggle, if told
         self.heartbeat_error: str | None = None  # why the heartbeat file cannot be touched
         self.probes = 0
         self.toggles = 0
@@ -152,11 +157,27 @@ class Monitor:
             return
         self.toggle_once(budget)
 
-    def toggle_once(self, budget: float) -> None:
+    def toggle_once(self, budget: float, restore: bool = False) -> ToggleResult:
         self.toggles += 1
         result = self.toggle_fn(self.config.flaky_url, budget)
-        self.events.flaky_toggle(self.toggles, result)
+        self.flaky_after = result.flaky
+        self.events.flaky_toggle(self.toggles, result, restore=restore)
         self.tracing.record(result)
+        return result
+
+    def restore_flaky(self) -> str:
+        """At stop: turn flaky mode back off if this client's toggles left
+        it on, with one more toggle within RESTORE_BUDGET_S (at most
+        --timeout). Returns what happened, for the stopped record; "" when
+        the toggles left it off or none was sent."""
+        if self.flaky_after is False or (self.flaky_after is None and self.toggles == 0):
+            return ""
+        if self.flaky_after is None:
+            return "flaky mode unknown (the last toggle got no answer that says): not restored"
+        result = self.toggle_once(min(self.config.timeout, RESTORE_BUDGET_S), restore=True)
+        if result.flaky is False:
+            return "flaky mode turned back off"
+        return "flaky mode may still be on: the restoring toggle failed"
 
     def summarize(self) -> None:
         self.events.summary(self.window.summary(self.clock()))

@@ -56,7 +56,7 @@ class Events:
             success=r.success, error_type=r.error_type, error=r.error, trace_id=r.trace_id,
         )  # fmt: skip
 
-    def flaky_toggle(self, seq: int, r: ToggleResult) -> None:
+    def flaky_toggle(self, seq: int, r: ToggleResult, restore: bool = False) -> None:
         state = {True: "on", False: "off", None: "not told"}[r.flaky]
         if r.success:
             level = logging.INFO
@@ -64,11 +64,14 @@ class Events:
         else:
             level = logging.WARNING
             message = f"{r.method} {r.endpoint} failed after {r.duration_ms:.1f} ms: {r.error_type}: {r.error}"
+        if restore:
+            message = "restoring flaky mode at stop: " + message
         self.emit(
             level, "flaky_toggle", message,
             seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
             interim_codes=list(r.interim_codes), duration_ms=r.duration_ms, phases_ms=r.phases_ms,
             success=r.success, error_type=r.error_type, error=r.error, trace_id=r.trace_id, flaky=r.flaky,
+            restore=restore,
         )  # fmt: skip
 
     def summary(self, s: Summary) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import ROOT, ClientProcess, FaultServer, GoServer, read_request
 
@@ -161,3 +162,23 @@ def test_a_closed_stdout_stops_the_client_as_unix_tools_stop(go_server: Callable
         proc.kill()
         proc.wait(10)
     assert proc.stderr.read() == ""
+
+
+def test_stopping_restores_the_flaky_mode_it_left_on(go_server: Callable[..., GoServer], client: ClientProcess) -> None:
+    server = go_server()
+    proc, lines, reader = client("--target", server.url, "--interval", "2", "--timeout", "0.5",
+                                 "--flaky-interval", "1")  # fmt: skip
+    wait_for(lines, "flaky_toggle")  # at 1 s; the next one is due at 2 s
+    stop_and_time(proc)
+    assert proc.returncode == 0
+    reader.join(5)
+    assert requests.get(server.url + "/flaky", timeout=5).json() == {"flaky": False}
+    toggles = [line for line in lines if line["event"] == "flaky_toggle"]
+    assert [t["restore"] for t in toggles] == [False] * (len(toggles) - 1) + [toggles[-1]["restore"]]
+    if toggles[-1]["restore"]:
+        assert toggles[-2]["flaky"] is True, toggles
+        assert toggles[-1]["flaky"] is False, toggles
+        assert "restoring flaky mode at stop" in toggles[-1]["message"]
+        assert "flaky mode turned back off" in lines[-1]["message"]
+    else:
+        assert toggles[-1]["flaky"] is False, toggles  # left off: nothing to restore

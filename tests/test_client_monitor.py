@@ -417,3 +417,18 @@ def test_a_summary_at_the_defaults_counts_10_probes() -> None:
         if k % 10 == 0 and k:
             monitor.summarize()
     assert [s["probes"] for s in records(out, "summary")] == [10, 10, 10]
+
+
+def test_an_unknown_flaky_mode_is_said_not_guessed() -> None:
+    config = parse_config(["--flaky-interval", "1"], {})
+    sent: list[float] = []
+
+    def toggle(url: str, budget: float) -> ToggleResult:
+        sent.append(budget)
+        return ToggleResult("POST", url, None, 1.0, False, "read_timeout", "timed out", "0" * 32, None)
+
+    monitor = Monitor(config, Logs(config, io.StringIO()).events, toggle_fn=toggle)
+    assert monitor.restore_flaky() == "", "no toggle sent: nothing to restore"
+    monitor.toggle(2.0)
+    assert "unknown" in monitor.restore_flaky()
+    assert len(sent) == 1, "no restoring toggle on a guess"
