@@ -22,7 +22,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
@@ -37,6 +37,7 @@ from opentelemetry.util.types import AttributeValue
 
 from client import __version__
 from client.config import ConfigError, _url
+from client.otel_env import Batching, batching, check_exporter
 from client.probe import ProbeResult
 from client.transport import Phase
 
@@ -44,9 +45,6 @@ SERVICE_NAME = "status-monitor"
 #: Seconds one export may take, retries included, unless the environment
 #: says otherwise (the specification's default).
 EXPORT_TIMEOUT = 10.0
-#: Spans waiting for export beyond this are dropped: about 15 minutes of
-#: probes and toggles at the default intervals.
-QUEUE_SIZE = 2048
 #: Seconds closing spends exporting what is still queued.
 TRACES_DRAIN = 2.0
 
@@ -55,6 +53,7 @@ TRACES_DRAIN = 2.0
 class TraceSettings:
     endpoint: str  # the full URL spans are POSTed to
     timeout: float  # seconds per export, retries included
+    batching: Batching = field(default_factory=Batching)
 
 
 def trace_settings(environ: Mapping[str, str]) -> TraceSettings | None:
@@ -87,7 +86,8 @@ def trace_settings(environ: Mapping[str, str]) -> TraceSettings | None:
     timeout = EXPORT_TIMEOUT
     if timeout_var := _first_set(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
         timeout = _milliseconds(timeout_var, environ[timeout_var]) / 1000
-    return TraceSettings(endpoint.strip(), timeout)
+    check_exporter(environ)
+    return TraceSettings(endpoint.strip(), timeout, batching(environ))
 
 
 def _first_set(environ: Mapping[str, str], *names: str) -> str | None:
@@ -113,7 +113,6 @@ class Tracing:
     def __init__(
         self,
         settings: TraceSettings | None,
-        queue_size: int = QUEUE_SIZE,
         drain: float = TRACES_DRAIN,
     ) -> None:
         self.drain = drain
@@ -123,8 +122,12 @@ class Tracing:
         self._ids = _GivenIds()
         self._processor = BatchSpanProcessor(
             OTLPSpanExporter(endpoint=settings.endpoint, timeout=settings.timeout),
-            max_queue_size=queue_size,
-            max_export_batch_size=min(512, queue_size),
+            # All four given: the SDK reads none of the OTEL_BSP_* variables
+            # itself (trace_settings checked them).
+            max_queue_size=settings.batching.max_queue_size,
+            schedule_delay_millis=settings.batching.schedule_delay_ms,
+            max_export_batch_size=settings.batching.max_export_batch_size,
+            export_timeout_millis=settings.batching.export_timeout_ms,
         )
         resource = Resource.create({"service.name": SERVICE_NAME, "service.version": __version__})
         provider = TracerProvider(

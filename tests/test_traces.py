@@ -9,7 +9,10 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,10 +33,11 @@ from client.__main__ import main
 from client.config import ConfigError, parse_config
 from client.logs import Logs
 from client.monitor import Monitor, Stop, run
+from client.otel_env import Batching
 from client.probe import ProbeResult, probe
 from client.tracing import TraceSettings, Tracing, trace_settings
 from client.transport import Phase
-from tests.conftest import ClientProcess, GoServer, PushStandIn, free_port, stand_ins, wait_until
+from tests.conftest import ROOT, ClientProcess, GoServer, PushStandIn, free_port, stand_ins, wait_until
 
 
 @dataclass(frozen=True)
@@ -133,11 +137,50 @@ def test_settings_from_the_standard_variables(environ: dict[str, str], want: Tra
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_TIMEOUT": "3s"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "0"}, "TRACES_TIMEOUT"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_BSP_SCHEDULE_DELAY": "-5"}, "OTEL_BSP_SCHEDULE_DELAY"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_BSP_SCHEDULE_DELAY": "0"}, "OTEL_BSP_SCHEDULE_DELAY"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_BSP_MAX_QUEUE_SIZE": "1.5"}, "OTEL_BSP_MAX_QUEUE_SIZE"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4000"}, "BATCH_SIZE: 4000"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_BSP_EXPORT_TIMEOUT": "x"}, "OTEL_BSP_EXPORT_TIMEOUT"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "_COMPRESSION"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=1,b"},
+            "_HEADERS: entry 2",
+        ),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent"}, "CERTIFICATE"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_RESOURCE_ATTRIBUTES": "a=1,oops"}, "ATTRIBUTES: entry 2"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:0"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
     ],
 )
 def test_bad_settings_are_refused_by_name(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         trace_settings(environ)
+
+
+def test_batching_follows_the_variables() -> None:
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_BSP_SCHEDULE_DELAY": "200",
+               "OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_EXPORTER_OTLP_HEADERS": "api-key=s3cret"}  # fmt: skip
+    settings = trace_settings(environ)
+    assert settings is not None
+    assert settings.batching == Batching(schedule_delay_ms=200, max_queue_size=100, max_export_batch_size=100)
+
+
+def test_a_secret_header_is_never_shown() -> None:
+    with pytest.raises(ConfigError) as refused:
+        trace_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_HEADERS": "s3cret"})
+    assert "s3cret" not in str(refused.value)
+
+
+def test_bsp_schedule_delay_minus_5_exits_2_naming_it() -> None:
+    """It ended in a traceback, exit 1."""
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_SCHEDULE_DELAY": "-5"}
+    result = subprocess.run([sys.executable, "-m", "client", "--target", "http://127.0.0.1:9"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "python -m client: error: invalid OTEL_BSP_SCHEDULE_DELAY: '-5' is not a whole number of at least 1\n"
+    )
 
 
 def test_a_bad_variable_stops_the_client_at_start(capsys: pytest.CaptureFixture[str]) -> None:
@@ -247,7 +290,9 @@ def test_collector_trouble_never_delays_a_probe(
     logs = Logs(config, io.StringIO())
     # Exported on the probing thread, a span would cost the export's 5 s;
     # the queue overflows after a few probes.
-    tracing = Tracing(TraceSettings(url + "/v1/traces", 5.0), queue_size=16, drain=0.5)
+    tracing = Tracing(
+        TraceSettings(url + "/v1/traces", 5.0, Batching(max_queue_size=16, max_export_batch_size=16)), drain=0.5
+    )
     starts: list[float] = []
 
     def timed_probe(*args: Any) -> ProbeResult:
