@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import queue
 import re
@@ -28,6 +29,7 @@ from logging_loki.emitter import LokiEmitterV1
 from pythonjsonlogger.json import JsonFormatter
 
 from client.config import Config
+from client.grid import Clock
 from client.records import COMMON_FIELDS, Events
 
 #: The app's logger; never the root logger.
@@ -40,6 +42,12 @@ LOKI_TIMEOUT = 3.0
 LOKI_QUEUE_SIZE = 10_000
 #: Seconds shutdown spends shipping what is still queued.
 LOKI_DRAIN = 3.0
+#: The OpenTelemetry SDK's logger, whose lines become telemetry_error records.
+OTEL_LOGGER = "opentelemetry"
+#: Seconds between two telemetry_error records of the same kind.
+TELEMETRY_ERROR_EVERY = 300.0
+#: Kinds of SDK messages remembered (the SDK has a few dozen).
+TELEMETRY_ERROR_KINDS = 100
 
 
 class JsonLines(JsonFormatter):
@@ -106,6 +114,42 @@ def discard_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+class TelemetryErrors(logging.Handler):
+    """The OpenTelemetry SDK's own log lines (failed exports, a full queue)
+    as telemetry_error records instead of plain text on stderr. Each kind
+    of message (its format string) is reported at once the first time, then
+    at most once per TELEMETRY_ERROR_EVERY seconds with the number of
+    repeats left out in between: a collector that stays down costs one
+    record per kind every few minutes, not one per export."""
+
+    def __init__(self, events: Events, every: float = TELEMETRY_ERROR_EVERY, clock: Clock = time.monotonic) -> None:
+        super().__init__(logging.WARNING)
+        self.events = events
+        self.every = every
+        self.clock = clock
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}  # kind: (last reported, repeats since)
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = (record.name, str(record.msg))
+        now = self.clock()
+        with self._lock:
+            last, suppressed = self._last.get(kind, (-math.inf, 0))
+            if now - last < self.every:
+                self._last[kind] = (last, suppressed + 1)
+                return
+            if len(self._last) >= TELEMETRY_ERROR_KINDS and kind not in self._last:
+                return  # a bound on the memory, should the SDK ever vary its format strings
+            self._last[kind] = (now, 0)
+        error = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        error = " ".join(error.split())[:500]
+        level = logging.ERROR if record.levelno >= logging.ERROR else logging.WARNING
+        message = f"OpenTelemetry: {error}" + (f" (and {suppressed} more like it)" if suppressed else "")
+        self.events.emit(level, "telemetry_error", message, logger=record.name, error=error, suppressed=suppressed)
 
 
 @dataclass
@@ -255,6 +299,12 @@ class Logs:
         local.propagate = False
         local.addHandler(stdout)
         self._local_events = Events(local)
+
+        # The SDK's own lines: records, not plain text on stderr.
+        sdk = logging.getLogger(OTEL_LOGGER)
+        sdk.handlers.clear()
+        sdk.propagate = False
+        sdk.addHandler(TelemetryErrors(self.events))
 
         self.stats = ShippingStats()
         self.loki_drain = loki_drain

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from client.config import parse_config
-from client.logs import Logs
+from client.logs import Logs, TelemetryErrors
 from client.probe import ERROR_TYPES, ProbeResult, ToggleResult
 from client.records import COMMON_FIELDS, EVENT_FIELDS, SCHEMA
 from client.summary import Window
@@ -31,6 +31,7 @@ def emit_all(logs: Logs) -> None:
     logs.events.health_changed(None, window.summary(0))
     logs.events.internal_error("probe", RuntimeError("boom"))
     logs.events.heartbeat("failing", "run/beat", "FileNotFoundError: gone")
+    logs.events.emit(logging.WARNING, "telemetry_error", "m", logger="opentelemetry.x", error="e", suppressed=0)
     logs.events.emit(logging.INFO, "started", "m", version="1", target="t", interval=1, timeout=1,
                      flaky_interval=1, summary_interval=1, success_codes="200-299", log_format="json",
                      loki_url=None, heartbeat_file=None)  # fmt: skip
@@ -184,3 +185,22 @@ def test_the_docs_record_tables_are_the_schemas() -> None:
     assert END in text
     shown = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert shown == record_tables(), f"docs/client.md's record tables are stale; they should read:\n{record_tables()}"
+
+
+def test_the_sdks_complaints_are_rate_limited_per_kind() -> None:
+    out = io.StringIO()
+    events = Logs(parse_config([], {}), out).events
+    now = [0.0]
+    handler = TelemetryErrors(events, every=300, clock=lambda: now[0])
+    sdk = logging.getLogger("opentelemetry.test")
+    for second in range(0, 700, 30):  # an export failing every 30 s
+        now[0] = second
+        handler.handle(sdk.makeRecord(sdk.name, logging.ERROR, "f", 1, "Failed to export %s batch", ("spans",), None))
+    handler.handle(sdk.makeRecord(sdk.name, logging.WARNING, "f", 1, "Queue full, dropping %s.", ("Span",), None))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["level"], r["error"], r["suppressed"]) for r in lines] == [
+        ("error", "Failed to export spans batch", 0),
+        ("error", "Failed to export spans batch", 9),  # at 300 s
+        ("error", "Failed to export spans batch", 9),  # at 600 s
+        ("warning", "Queue full, dropping Span.", 0),
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -37,7 +38,16 @@ from client.otel_env import Batching
 from client.probe import ProbeResult, probe
 from client.tracing import TraceSettings, Tracing, trace_settings
 from client.transport import Phase
-from tests.conftest import ROOT, ClientProcess, GoServer, PushStandIn, free_port, stand_ins, wait_until
+from tests.conftest import (
+    ROOT,
+    ClientProcess,
+    GoServer,
+    PushStandIn,
+    free_port,
+    schema_errors,
+    stand_ins,
+    wait_until,
+)
 
 
 @dataclass(frozen=True)
@@ -382,3 +392,31 @@ def test_each_probe_is_a_trace_from_client_phases_to_server_span(
             route = urlsplit(record["endpoint"]).path  # /status and /flaky are routes as they are
             assert server_span.attributes()["http.route"] == route
             assert server_span.span.name == f"{record['method']} {route}"
+
+
+def test_the_sdks_complaints_are_records_and_few(go_server: Callable[..., GoServer]) -> None:
+    """The collector down: the SDK's failed exports become telemetry_error
+    records on stdout, one per kind (then one per 5 minutes), instead of a
+    plain-text line on stderr per export."""
+    server = go_server()
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+           "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_EXPORTER_OTLP_TIMEOUT": "300"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client", "--target", server.url, "--interval", "0.1", "--timeout", "0.05"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert err == "", "the SDK wrote plain text to stderr"
+    lines = [json.loads(line) for line in out.splitlines()]
+    for line in lines:
+        assert schema_errors(line) == [], line
+    complaints = [line for line in lines if line["event"] == "telemetry_error"]
+    assert complaints, "no telemetry_error record while every export failed"
+    # About 40 exports failed: one record per kind of complaint (here one
+    # or two: the failed export, a retry), the next due in 5 minutes.
+    assert len(complaints) <= 3, complaints
+    assert sum(c["suppressed"] for c in complaints) == 0  # none was due again yet
+    assert all(c["logger"].startswith("opentelemetry") for c in complaints)
