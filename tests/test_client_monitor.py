@@ -306,15 +306,15 @@ def test_a_heartbeat_that_cannot_be_written_stops_no_verdict(
     beat_dir = tmp_path / "run"
     beat_dir.mkdir()
     out = io.StringIO()
-    config = parse_config(["--target", server.url, "--interval", "0.1", "--timeout", "0.09",
-                           "--summary-interval", "0.5", "--flaky-interval", "0"], {})  # fmt: skip
+    config = parse_config(["--target", server.url, "--interval", "0.2", "--timeout", "0.15",
+                           "--summary-interval", "1", "--flaky-interval", "0"], {})  # fmt: skip
     tracing = Tracing(TraceSettings(receiver.url + "/v1/traces", 2.0), drain=5)
     monitor = Monitor(config, Logs(config, out).events, heartbeat=beat_dir / "beat", tracing=tracing)
     stop = Stop()
     thread = threading.Thread(target=run, args=(monitor, stop))
     thread.start()
     try:
-        wait_until(lambda: monitor.verdict == "healthy", 10)
+        wait_until(lambda: monitor.probes >= 3, 10)
         (beat_dir / "beat").unlink()
         beat_dir.rmdir()
         requests.post(server.url + "/status/503", timeout=5).raise_for_status()
@@ -356,16 +356,15 @@ def test_a_wall_clock_step_changes_neither_rhythm_nor_count(step: float) -> None
         stepped.join()
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) >= 12, f"{len(starts)} probes in {ran:.1f} s"
-    assert max(gaps) < 2 * config.interval, gaps  # stepped back, schedule stalled for the step
-    assert min(gaps) > config.interval / 2, gaps
-    assert len(starts) <= (starts[-1] - starts[0]) / config.interval + 2
+    assert max(gaps) < 1.0, gaps  # stepped back, schedule stalled for the step (20 s)
+    assert len(starts) <= (starts[-1] - starts[0]) / config.interval + 2, gaps  # and none came extra
 
 
 def test_toggles_run_on_their_own_slots() -> None:
     """Every --flaky-interval from start, not after the next probe: toggles
-    at 0.7, 1.4, 2.1 s with probes every 1 s (not at 1, 2, 3 s)."""
+    at 0.6, 1.2, 1.8 s with probes every 1 s (not at 1, 2, 3 s)."""
     config = parse_config(["--interval", "1", "--timeout", "0.1", "--summary-interval", "10",
-                           "--flaky-interval", "0.7"], {})  # fmt: skip
+                           "--flaky-interval", "0.6"], {})  # fmt: skip
     began = time.monotonic()
     toggled: list[float] = []
 
@@ -375,8 +374,8 @@ def test_toggles_run_on_their_own_slots() -> None:
 
     monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=lambda *_: ok(), toggle_fn=toggle)
     run_for(monitor, lambda: len(toggled) >= 3)
-    late = [at - 0.7 * k for k, at in enumerate(toggled[:3], 1)]
-    assert all(-0.05 < lag < 0.25 for lag in late), toggled
+    late = [at - 0.6 * k for k, at in enumerate(toggled[:3], 1)]
+    assert all(-0.05 < lag < 0.35 for lag in late), toggled  # after the probes they were 0.4, 0.8, 0.6 s late
 
 
 def test_the_grid_keeps_its_slots_through_overruns_and_stalls() -> None:
