@@ -4,6 +4,7 @@ is what the repository's own files and programs expect."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tarfile
@@ -36,12 +37,13 @@ from tests.helm.chart import (
     helm,
     kinds,
     parse,
+    pod_spec,
     rejected_word,
     render,
     run,
     template_args,
 )
-from tests.stack import ROOT
+from tests.stack import ROOT, tool
 
 
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=lambda v: v.name if v else "no-values")
@@ -70,12 +72,13 @@ SERVER_ENV = {"maxDelay": "SERVER_MAX_DELAY"}
 
 
 @pytest.mark.parametrize("refused", REFUSED_VALUES, ids=lambda p: p.stem)
-def test_chart_refuses_what_the_programs_refuse(refused: Path, server_binary: Path) -> None:
+def test_chart_refuses_what_the_programs_refuse(refused: Path, server_binary: Path, tmp_path: Path) -> None:
     """Settings the schema cannot judge (options valid alone but not
     together, a bound on a duration): the chart's templates refuse them,
     naming them (helm template, install and upgrade fail; lint only logs a
     template's fail, by Helm's design), and so does the program itself,
-    which would otherwise crash-loop the pod."""
+    which would otherwise crash-loop the pod (or Prometheus, which would
+    drop the scrape: StatusServerDown could never fire)."""
     out = run(template_args(refused))
     assert out.returncode != 0, f"helm template accepted {refused.name}"
     assert "values don't meet the specifications of the schema" not in out.stderr
@@ -91,6 +94,19 @@ def test_chart_refuses_what_the_programs_refuse(refused: Path, server_binary: Pa
         env.update({SERVER_ENV[key]: str(value) for key, value in settings["server"].items()})
         server = subprocess.run([str(server_binary)], env=env, capture_output=True, text=True, timeout=60, check=False)
         assert server.returncode == 2, server.stderr  # bad configuration
+    if "scrapeTimeout" in settings.get("serviceMonitor", {}):
+        assert _prometheus_refuses_scrape(settings["serviceMonitor"], tmp_path)
+
+
+def _prometheus_refuses_scrape(monitor: dict[str, str], tmp_path: Path) -> bool:
+    """Whether promtool refuses a scrape config with the ServiceMonitor's
+    interval and timeout (prometheus-operator passes them on as they are)."""
+    job = {"job_name": "server", "scrape_interval": monitor["interval"], "scrape_timeout": monitor["scrapeTimeout"]}
+    job["static_configs"] = [{"targets": ["localhost:9090"]}]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"scrape_configs": [job]}))
+    out = run([tool("PROMTOOL", "promtool"), "check", "config", str(config)])
+    return out.returncode != 0 and "scrape timeout greater than scrape interval" in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize(("values", "crds"), MATRIX, ids=MATRIX_IDS)
@@ -130,21 +146,29 @@ def test_defaults_render_every_object() -> None:
 
 def test_rules_and_dashboards_are_the_repository_files() -> None:
     """The chart reads them through symbolic links (files/*): the rendered
-    objects hold the files the compose stack mounts, byte for byte."""
+    objects hold the files the compose stack mounts, byte for byte, but the
+    dashboard's uid, title and scrape job (each release has its copy)."""
     manifest = render(crds=True)
     prometheus = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
     assert prometheus["rule_files"] == ["rules/*.yml"], "the chart globs the same files as Prometheus"
     for path in sorted((ROOT / "prometheus/rules").glob("*.yml")):
         rule = find(manifest, "PrometheusRule", f"-{path.stem}")
         assert rule["spec"] == yaml.safe_load(path.read_text()), path
+    prefix = f"{NAMESPACE}_sw-statuswatch_"
     for path in sorted((ROOT / "grafana/dashboards").glob("*.json")):
         configmap = find(manifest, "ConfigMap", f"-dashboard-{path.stem}")
         assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
-        assert configmap["data"] == {path.name: path.read_text().rstrip("\n")}
+        ((key, text),) = configmap["data"].items()
+        assert key == prefix + path.name
+        rendered, original = json.loads(text), json.loads(path.read_text())
+        assert rendered["uid"].startswith(original["uid"] + "-")
+        assert rendered["title"] == f"{original['title']} ({NAMESPACE}/sw)"
+        rendered.update(uid=original["uid"], title=original["title"])
+        assert rendered == original  # the job is server, as in the file
     for tenant in sorted({p.parent for p in (ROOT / "loki/rules").glob("*/*.yml")}):
         configmap = find(manifest, "ConfigMap", f"-loki-rules-{tenant.name}")
         assert configmap["metadata"]["annotations"] == {"k8s-sidecar-target-directory": tenant.name}
-        assert configmap["data"] == {p.name: p.read_text() for p in sorted(tenant.glob("*.yml"))}
+        assert configmap["data"] == {prefix + p.name: p.read_text() for p in sorted(tenant.glob("*.yml"))}
 
 
 def test_every_loki_rule_file_reaches_the_chart() -> None:
@@ -251,12 +275,17 @@ def test_every_container_is_hardened(values: Path) -> None:
         assert container["image"].startswith(("statuswatch/", "registry.example.com/"))
 
 
-def test_probes_run_the_programs_own_health_checks() -> None:
+def test_probes_check_what_the_programs_health_checks_check() -> None:
+    """The server's probes GET /healthz on the API port, as its -healthcheck
+    does (the test pod runs that); the monitor's run its own check."""
     manifest = render()
-    server = find(manifest, "Deployment", "-server")["spec"]["template"]["spec"]["containers"][0]
-    assert server["livenessProbe"]["exec"]["command"] == ["/server", "-healthcheck"]
-    assert server["readinessProbe"]["exec"]["command"] == ["/server", "-healthcheck"]
-    client = find(manifest, "Deployment", "-client")["spec"]["template"]["spec"]["containers"][0]
+    (server,) = pod_spec(manifest, "server")["containers"]
+    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+    assert f":{ports['http']}" == container_env(manifest, "server")["SERVER_ADDR"]
+    assert '"/healthz"' in (ROOT / "server/healthcheck.go").read_text()
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert server[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    (client,) = pod_spec(manifest, "client")["containers"]
     assert client["livenessProbe"]["exec"]["command"] == ["python", "-m", "client.healthcheck"]
     test_pod = find(manifest, "Pod", "-test-server")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
@@ -270,7 +299,7 @@ def test_test_pod_probes_the_server_by_its_service_name(
     port the running server's: exit 0, and 1 once the server is gone."""
     (container,) = find(render(), "Pod", "-test-server")["spec"]["containers"]
     (addr,) = [e["value"] for e in container["env"] if e["name"] == "SERVER_ADDR"]
-    assert addr == f"sw-statuswatch-server.{NAMESPACE}.svc:8080"
+    assert addr == f"sw-statuswatch-server.{NAMESPACE}.svc.cluster.local.:8080"
     server = go_server()
     env = {"SERVER_ADDR": "localhost:" + server.url.rsplit(":", 1)[1], "PATH": "/usr/bin:/bin"}
     probe = [str(server_binary), *container["args"]]
@@ -305,7 +334,9 @@ def test_client_accepts_its_rendered_environment(values: Path) -> None:
     assert (settings.endpoint if settings else None) == server_endpoint
     service = find(manifest, "Service", "-server")
     port = service["spec"]["ports"][0]["port"]
-    assert config.target == f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{port}"
+    domain = (yaml.safe_load(values.read_text()) or {}).get("clusterDomain", "cluster.local")
+    # Fully qualified, with the trailing dot: one DNS query, no search path.
+    assert config.target == f"http://{service['metadata']['name']}.{NAMESPACE}.svc.{domain}.:{port}"
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)

@@ -29,6 +29,10 @@ MONITORING_APIS = (
     "monitoring.coreos.com/v1/PrometheusRule",
 )
 
+# How the chart's README.md is made from values.yaml (tests/helm/tools.mk
+# HELM_DOCS_ARGS is the same).
+HELM_DOCS_ARGS = ("--sort-values-order", "file", "--skip-version-footer")
+
 # What tiers 1 and 2 render: each ci/*-values.yaml, with and without the
 # prometheus-operator CRDs served (tier 3's API server serves them).
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -55,12 +59,22 @@ def rejected_word(path: Path) -> str:
     return first.removeprefix("# rejected: ").strip()
 
 
-def template_args(values: Path | None = None, crds: bool = False, chart: Path = CHART) -> list[str]:
-    args = [helm(), "template", RELEASE, str(chart), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION]
+def template_args(
+    values: Path | None = None,
+    crds: bool = False,
+    chart: Path = CHART,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    sets: tuple[str, ...] = (),
+) -> list[str]:
+    """helm template's command line; sets are --set-json key=json pairs."""
+    args = [helm(), "template", release, str(chart), "--namespace", namespace, "--kube-version", KUBE_VERSION]
     if values is not None:
         args += ["--values", str(values)]
     if crds:
         args += [arg for api in MONITORING_APIS for arg in ("--api-versions", api)]
+    for pair in sets:
+        args += ["--set-json", pair]
     return args
 
 
@@ -68,15 +82,39 @@ def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[st
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def render(values: Path | None = None, crds: bool = False, chart: Path = CHART) -> Manifest:
-    """The objects helm template renders, hooks (the test pod) included."""
-    out = run(template_args(values, crds, chart))
+def render(values: Path | None = None, crds: bool = False, chart: Path = CHART, **kwargs: Any) -> Manifest:
+    """The objects helm template renders, hooks (the test pod) included;
+    kwargs as template_args takes them."""
+    out = run(template_args(values, crds, chart, **kwargs))
     assert out.returncode == 0, out.stderr
     return parse(out.stdout)
 
 
+def refusal(values: Path | None = None, **kwargs: Any) -> str:
+    """What helm template says when it refuses to render (it must)."""
+    out = run(template_args(values, **kwargs))
+    assert out.returncode != 0, "helm template rendered what it must refuse"
+    return out.stderr
+
+
+class DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class StrictLoader(yaml.SafeLoader):
+    """Refuses a mapping that names a key twice, as strict YAML tools and
+    server-side apply do (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise DuplicateKey(None, None, f"keys written twice: {twice}", node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def parse(text: str) -> Manifest:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=StrictLoader) if doc]
 
 
 def find(manifest: Manifest, kind: str, name_suffix: str = "") -> dict[str, Any]:
@@ -92,9 +130,18 @@ def kinds(manifest: Manifest) -> list[str]:
 
 
 def container_env(manifest: Manifest, component: str) -> dict[str, str]:
+    """A Deployment's variables by name; a name twice fails (a real
+    install's server-side apply refuses it)."""
     deployment = find(manifest, "Deployment", f"-{component}")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), f"{component}: a variable named twice in {names}"
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def pod_spec(manifest: Manifest, component: str) -> dict[str, Any]:
+    spec: dict[str, Any] = find(manifest, "Deployment", f"-{component}")["spec"]["template"]["spec"]
+    return spec
 
 
 @dataclass(frozen=True)
