@@ -1,6 +1,8 @@
 """Tier 3 of the Helm chart's checks: a real kube-apiserver (with etcd, the
 prometheus-operator CRDs installed) takes every object the chart renders,
-with strict field validation, and refuses broken ones. Nothing runs: there
+with strict field validation, and refuses broken ones; helm install, upgrade
+and uninstall run against it for real, and a Pod made from each Deployment's
+template is admitted, with every object it names there. Nothing runs: there
 is no kubelet and no controller, so objects are validated, never scheduled."""
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from tests.helm.chart import (
     write_manifest,
 )
 from tests.helm.cluster import Cluster, api_server
+from tests.helm.install import PRIORITY_CLASS, RESTRICTED, Release, create_pods, prepare_namespace
 from tests.helm.schemas import CRD_FILES, source_dir
-from tests.stack import tool
+from tests.stack import ROOT, tool
 
-# The Pod Security Standard the chart's pods meet: the API server's
-# PodSecurity admission refuses a Pod that does not, and warns about a
-# Deployment whose pods would not.
-RESTRICTED = ("pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/warn=restricted")
+# What the upgrade changes, over each values file.
+UPGRADE = ROOT / "tests/helm/upgrade-values.yaml"
+STAGING = CHART / "ci/staging-values.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
         cluster.must("create", "namespace", NAMESPACE)
         cluster.must("label", "namespace", NAMESPACE, *RESTRICTED)
+        cluster.must("create", "-f", "-", stdin=json.dumps(PRIORITY_CLASS))
         yield cluster
 
 
@@ -162,3 +165,74 @@ def test_server_refuses_a_pod_without_the_hardening(cluster: Cluster, tmp_path: 
     code, output = apply_dry_run(cluster, write_manifest(tmp_path / "pod.yaml", [pod]), "unhardened")
     assert code != 0, output
     assert 'violates PodSecurity "restricted' in output, output
+
+
+def _pods_start(release: Release) -> list[str]:
+    """Makes a Pod of each of the release's Deployments; what keeps any from
+    being created or from starting."""
+    outcomes = list(create_pods(release))
+    assert outcomes, "no Deployment installed"
+    return [f"{o.name}: {o.refused or ''}{o.missing or ''}" for o in outcomes if o.refused or o.missing]
+
+
+def _values_id(values: Path) -> str:
+    return values.name.removesuffix("-values.yaml")
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=_values_id)
+def test_install_upgrade_uninstall(cluster: Cluster, values: Path) -> None:
+    """What a user runs: helm install (server-side apply), a Pod from each
+    Deployment, helm upgrade with changed values, Pods again, helm uninstall
+    leaving nothing of the release."""
+    release = Release(cluster, "sw", "real-" + _values_id(values))
+    prepare_namespace(cluster, release.namespace)
+    release.install(values)
+    assert _pods_start(release) == []
+    release.upgrade(values, UPGRADE)
+    objects = release.objects()
+    assert all(o["metadata"]["labels"].get("upgraded") == "yes" for o in objects), "the upgrade reached every object"
+    (server,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-server")]
+    env = {e["name"]: e.get("value") for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SERVER_MAX_DELAY"] == "100ms"
+    assert any(o["metadata"]["name"].endswith("-client") for o in objects if o["kind"] == "Deployment")
+    assert _pods_start(release) == []
+    release.uninstall()
+    assert release.objects() == []
+
+
+def test_two_releases_install_side_by_side(cluster: Cluster) -> None:
+    """A prod with the defaults and a staging (ci/staging-values.yaml) in one
+    namespace: both install, their pods start, each uninstalls alone."""
+    namespace = "two-releases"
+    prepare_namespace(cluster, namespace)
+    prod, staging = Release(cluster, "prod", namespace), Release(cluster, "staging", namespace)
+    prod.install()
+    staging.install(STAGING)
+    assert _pods_start(prod) == []
+    assert _pods_start(staging) == []
+    staging.uninstall()
+    assert staging.objects() == []
+    assert prod.objects(), "uninstalling staging took prod's objects"
+    prod.uninstall()
+
+
+@pytest.mark.parametrize(
+    ("sets", "word"),
+    [
+        pytest.param(("serviceAccount.create=false", 'serviceAccount.name="nobody"'), "nobody", id="account"),
+        pytest.param(('server.extraEnvFrom=[{"configMapRef": {"name": "nowhere"}}]',), "nowhere", id="configmap"),
+        pytest.param(
+            ('client.extraVolumes=[{"name":"x","secret": {"secretName": "nothing"}}]',), "nothing", id="secret"
+        ),
+        pytest.param(('imagePullSecrets=[{"name": "no-regcred"}]',), "no-regcred", id="pull-secret"),
+    ],
+)
+def test_a_pod_that_could_not_start_is_caught(cluster: Cluster, sets: tuple[str, ...], word: str) -> None:
+    """The install passes (nothing checks references then); the Pod made
+    from the template is refused (admission checks its ServiceAccount), or
+    the lookup of what it names finds the object missing."""
+    release = Release(cluster, "sw", "broken-" + word)
+    prepare_namespace(cluster, release.namespace)
+    release.install(sets=sets)
+    problems = _pods_start(release)
+    assert any(word in p for p in problems), problems
