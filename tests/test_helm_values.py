@@ -159,3 +159,40 @@ def test_schema_refuses_unknown_keys_everywhere() -> None:
 
     walk(schema, "")
     assert open_ended == [], open_ended
+
+
+def _peers_select(peers: list[dict[str, Any]], labels: dict[str, str]) -> bool:
+    """Whether a pod of the release's namespace with these labels is one of
+    the peers (a peer without a namespaceSelector is the policy's namespace)."""
+    return any(
+        "namespaceSelector" not in p and p["podSelector"]["matchLabels"].items() <= labels.items() for p in peers
+    )
+
+
+def test_network_policies_let_through_what_each_pod_needs() -> None:
+    manifest = render(FULL)
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]
+    labels = {
+        c: find(manifest, "Deployment", f"-{c}")["spec"]["template"]["metadata"]["labels"] for c in ("server", "client")
+    }
+    labels["test"] = find(manifest, "Pod", "-test-server")["metadata"]["labels"]
+    server, client = (
+        find(manifest, "NetworkPolicy", "-server")["spec"],
+        find(manifest, "NetworkPolicy", "-client")["spec"],
+    )
+    assert server["podSelector"]["matchLabels"].items() <= labels["server"].items()
+    assert client["podSelector"]["matchLabels"].items() <= labels["client"].items()
+    assert sorted(server["policyTypes"]) == sorted(client["policyTypes"]) == ["Egress", "Ingress"]
+    (api, metrics) = server["ingress"]
+    assert api["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert _peers_select(api["from"], labels["client"])
+    assert _peers_select(api["from"], labels["test"])
+    assert metrics == {"from": defaults["prometheus"], "ports": [{"port": "metrics", "protocol": "TCP"}]}
+    assert "ingress" not in client, "nothing connects to the monitor"
+    to_server, *rest = client["egress"]
+    assert _peers_select(to_server["to"], labels["server"])
+    assert to_server["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    # Loki and Tempo are set in full-values: both pods reach them and DNS.
+    assert rest == server["egress"] == [defaults["dns"], defaults["loki"], defaults["tempo"]]
+    without = render(sets=("networkPolicy.enabled=true",))
+    assert find(without, "NetworkPolicy", "-server")["spec"]["egress"] == [defaults["dns"]]
