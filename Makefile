@@ -15,6 +15,11 @@ PROMETHEUS_VERSION := 3.16.0
 PROMETHEUS_MODULE := v0.316.0
 PROMETHEUS_DIR := $(TOOLS)/prometheus-$(PROMETHEUS_VERSION)
 
+# sloth, which generates the SLOs' rules from prometheus/slos (docs/slo.md);
+# its version is written into every generated file.
+SLOTH_VERSION := 0.16.0
+SLOTH := $(TOOLS)/sloth-$(SLOTH_VERSION)/sloth
+
 .PHONY: test server-test compose-test client-lint pytest bench bench-tools alertmanager-tools up down preflight dist
 
 test: server-test compose-test client-lint pytest
@@ -42,6 +47,10 @@ $(PROMETHEUS_DIR)/.installed:
 	  github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_MODULE)
 	touch $@
 
+$(SLOTH):
+	GOBIN=$(dir $@) $(GO) install -ldflags "-X github.com/slok/sloth/internal/info.Version=v$(SLOTH_VERSION)" \
+	  github.com/slok/sloth/cmd/sloth@v$(SLOTH_VERSION)
+
 # Grafana's LogQL and TraceQL grammars, for the query checks.
 tests/%/node_modules/.installed: tests/%/package-lock.json
 	$(NPM) ci --prefix tests/$* --no-audit --no-fund --silent
@@ -57,9 +66,9 @@ client-lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check client tests bench demo
 	$(VENV)/bin/mypy client demo
 
-pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed tests/logql/node_modules/.installed \
+pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed $(SLOTH) tests/logql/node_modules/.installed \
   tests/traceql/node_modules/.installed bench-tools alertmanager-tools
-	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus REQUIRE_STACK_TOOLS=1 \
+	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus SLOTH=$(SLOTH) REQUIRE_STACK_TOOLS=1 \
 	  $(PY) -m pytest
 
 # The benchmarks: docs/benchmarks.md, regenerated from scratch (about 5 min).
