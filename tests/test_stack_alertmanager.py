@@ -1,6 +1,9 @@
 """Alertmanager: its configuration checked by amtool, then the alert path
 live: the real server held at 503 while the real client probes it, a real
-Prometheus 3 with the repository's rule files, a real Alertmanager.
+Prometheus 3 with the repository's rule files, a real Alertmanager; and a
+real Alertmanager delivering to a loopback webhook: a silenced target's
+alert is not delivered, another target's is, a page holds back its
+target's ticket.
 
 The rules are the stack's own, windows and thresholds unchanged; only the
 history is short. The page alert needs the 5xx ratio over 1 h and 5 min above
@@ -17,17 +20,22 @@ over hours and days.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
-from tests.conftest import GoServer, free_port, wait_until
+from tests.conftest import GoServer, PushStandIn, free_port, wait_until
 from tests.stack import ROOT, Prometheus, dashboard_queries, load_yaml, ready, tool
 
 CONFIG = "alertmanager/alertmanager.yml"
@@ -49,11 +57,42 @@ def test_config_is_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_routes_group_by_slo_and_severity() -> None:
-    route = load_yaml(CONFIG)["route"]
-    assert route["group_by"] == ["slo", "severity"]
-    (receiver,) = load_yaml(CONFIG)["receivers"]
+def test_routes_group_by_target_and_slo() -> None:
+    config = load_yaml(CONFIG)
+    assert config["route"]["group_by"] == ["target", "slo", "severity"]
+    (receiver,) = config["receivers"]
     assert set(receiver) == {"name"}, "the demo delivers nothing: a receiver needs a secret from .env"
+    (inhibit,) = config["inhibit_rules"]
+    assert inhibit["equal"] == ["target", "slo"], "a page holds back only its own target's ticket"
+
+
+def commented_example(head: str) -> Any:
+    """A commented-out example of the config, as YAML: the comment line
+    `# <head>` and the more deeply indented comment lines under it."""
+    lines = (ROOT / CONFIG).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"# {head}")
+    prefix = lines[start][: lines[start].index("#") + 2]
+    block = [head]
+    for line in lines[start + 1 :]:
+        if not line.startswith(prefix + " "):
+            break
+        block.append(line[len(prefix) :])
+    return yaml.safe_load("\n".join(block))
+
+
+def test_the_commented_examples_are_valid(tmp_path: Path) -> None:
+    """The maintenance window, its route and the on-call receiver, once
+    uncommented, make a configuration amtool accepts."""
+    config = load_yaml(CONFIG)
+    config["route"]["routes"] = commented_example("routes:")["routes"]
+    config["time_intervals"] = commented_example("time_intervals:")["time_intervals"]
+    config["receivers"] += commented_example("- name: on-call")
+    muted = [r for r in config["route"]["routes"] if r.get("mute_time_intervals")]
+    assert muted, "the example mutes a target's route during a time interval"
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = amtool("check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @contextmanager
@@ -170,3 +209,61 @@ def test_a_server_held_at_503_pages_and_the_page_holds_after_recovery(
         client.terminate()
         client.wait(10)
         server.stop()
+
+
+class WebhookReceiver(PushStandIn):
+    """Alertmanager's webhook receiver: keeps each notification's alerts."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        super().__init__()
+
+    def answer(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str, bytes]:
+        self.alerts += json.loads(body)["alerts"]
+        return 200, "text/plain", b""
+
+    def delivered(self) -> set[tuple[str, str]]:
+        return {(a["labels"]["target"], a["labels"]["severity"]) for a in self.alerts}
+
+
+def slo_alert(target: str, severity: str) -> dict[str, Any]:
+    """An SLO alert as Prometheus sends it, firing for the next hour."""
+    return {
+        "labels": {"alertname": "ProbeAvailabilityBudgetBurn", "slo": "probe-availability",
+                   "target": target, "severity": severity},
+        "startsAt": datetime.now(UTC).isoformat(),
+        "endsAt": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }  # fmt: skip
+
+
+def test_a_silenced_target_is_not_delivered_and_a_page_holds_its_targets_ticket(tmp_path: Path) -> None:
+    """The repository's routes and inhibit rules, delivering to a loopback
+    webhook (with a short group_wait); the silence is made with amtool as
+    docs/slo.md shows."""
+    webhook = WebhookReceiver()
+    config = load_yaml(CONFIG)
+    (receiver,) = config["receivers"]
+    receiver["webhook_configs"] = [{"url": webhook.url, "send_resolved": False}]
+    config["route"].update(group_wait="1s", group_interval="1s")
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    try:
+        with running_alertmanager(tmp_path / "alertmanager.yml", tmp_path) as address:
+            silence = amtool("silence", "add", 'target="grafana"', "--duration=2h", "--author=test",
+                             "--comment=grafana upgrade", f"--alertmanager.url=http://{address}")  # fmt: skip
+            assert silence.returncode == 0, silence.stderr
+            alerts = [slo_alert("grafana", "page"), slo_alert("loki", "page"), slo_alert("loki", "ticket"),
+                      slo_alert("tempo", "ticket")]  # fmt: skip
+            requests.post(f"http://{address}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+
+            wait_until(lambda: webhook.delivered() >= {("loki", "page"), ("tempo", "ticket")}, 30, interval=0.2)
+            states = {
+                (a["labels"]["target"], a["labels"]["severity"]): a["status"]
+                for a in requests.get(f"http://{address}/api/v2/alerts", timeout=5).json()
+            }
+            assert states[("grafana", "page")]["silencedBy"] == [silence.stdout.strip()]
+            assert states[("loki", "ticket")]["inhibitedBy"], "loki's page holds back loki's ticket"
+            assert states[("tempo", "ticket")]["state"] == "active", "another target's page does not"
+            time.sleep(3)  # three more group_waits: what is muted stays so
+            assert webhook.delivered() == {("loki", "page"), ("tempo", "ticket")}
+    finally:
+        webhook.close()
