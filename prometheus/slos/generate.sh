@@ -19,7 +19,8 @@ out=${1:-$root/prometheus/rules}
 # source is.
 for spec in "$specs"/*.yml; do
   name=$(basename "$spec")
-  sed -i -e '1{/^$/d}' -e '/^---$/d' \
+  sed -e '1{/^$/d;}' -e '/^---$/d' \
     -e "s|^# DO NOT EDIT\.\$|# DO NOT EDIT: edit prometheus/slos/$name, then run prometheus/slos/generate.sh.|" \
-    "$out/$name"
+    "$out/$name" > "$out/$name.tmp"
+  mv "$out/$name.tmp" "$out/$name"
 done
