@@ -19,12 +19,15 @@ SPECS = ROOT / "prometheus/slos"
 PROBE_SPEC = "prometheus/slos/slo-probe-availability.yml"
 
 
+def run(specs: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """generate.sh on a folder of specs, into out."""
+    env = {**os.environ, "SLOTH": tool("SLOTH", "sloth"), "SLO_SPECS": str(specs)}
+    return subprocess.run([str(SPECS / "generate.sh"), str(out)], env=env, capture_output=True, text=True)
+
+
 def generate(specs: Path, out: Path) -> dict[str, str]:
-    """Run generate.sh on a folder of specs; the files it wrote, by name."""
-    sloth = tool("SLOTH", "sloth")
-    script = SPECS / "generate.sh"
-    env = {**os.environ, "SLOTH": sloth, "SLO_SPECS": str(specs)}
-    result = subprocess.run([str(script), str(out)], env=env, capture_output=True, text=True)
+    """The files generate.sh wrote, by name."""
+    result = run(specs, out)
     assert result.returncode == 0, result.stderr
     return {p.name: p.read_text() for p in sorted(out.glob("*.yml"))}
 
@@ -64,3 +67,17 @@ def test_the_documented_override_gives_a_target_its_own_objective(tmp_path: Path
     assert len(alerts) == 4, "a page and a ticket per SLO"
     assert all(a["alert"] == "ProbeAvailabilityBudgetBurn" and a["keep_firing_for"] for a in alerts)
     assert {r["labels"]["slo"] for r in rules if "record" in r} == {"probe-availability"}, "one slo label for both"
+
+
+def test_an_alert_without_its_hold_is_an_error(tmp_path: Path) -> None:
+    """The hold plugin refuses a severity its config does not name, rather
+    than leave that alert flapping."""
+    spec = (ROOT / PROBE_SPEC).read_text()
+    assert "        ticket: {keep_firing_for: 30m}\n" in spec
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/slo-probe-availability.yml").write_text(
+        spec.replace("        ticket: {keep_firing_for: 30m}\n", "")
+    )
+    result = run(tmp_path / "specs", tmp_path)
+    assert result.returncode != 0
+    assert 'no hold configured for ProbeAvailabilityBudgetBurn\'s severity "ticket"' in result.stderr
