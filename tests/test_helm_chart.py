@@ -200,9 +200,9 @@ def test_heartbeat_file_is_on_a_writable_volume(tmp_path: Path) -> None:
     assert "emptyDir" in volume
     assert container["livenessProbe"]["exec"]["command"] == ["python", "-m", "client.healthcheck"]
     env["HEARTBEAT_FILE"] = str(tmp_path / heartbeat.relative_to(mount))
-    assert healthcheck.main(env) == 1  # no probe finished yet
+    assert healthcheck.main([], env) == 1  # no probe finished yet
     Path(env["HEARTBEAT_FILE"]).touch()
-    assert healthcheck.main(env) == 0
+    assert healthcheck.main([], env) == 0
 
 
 def test_file_names_become_valid_object_names(tmp_path: Path) -> None:
