@@ -4,8 +4,8 @@ SDK would raise a traceback (OTEL_BSP_SCHEDULE_DELAY=-5) or log a warning
 and carry on with a default.
 
 The batch processor's four variables are read here and handed to the SDK;
-the exporter's compression, headers and TLS files and the resource
-attributes are only checked here, and read by the SDK itself.
+the exporter's compression, headers and TLS files, the span limits and
+the resource attributes are only checked here, and read by the SDK itself.
 """
 
 from __future__ import annotations
@@ -26,6 +26,19 @@ SCHEDULE_DELAY_MS = 5000
 #: Milliseconds an export may take, per OTEL_BSP_EXPORT_TIMEOUT (the SDK
 #: reads it but does not use it: OTEL_EXPORTER_OTLP_TIMEOUT bounds exports).
 BSP_EXPORT_TIMEOUT_MS = 30000
+
+#: The span limits, which the SDK reads itself: it raises (a traceback)
+#: on one that is not a whole number.
+SPAN_LIMITS = (
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+)
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _KEY_VALUE = re.compile(r"[ \t]*[!#-'*+\-.0-9A-Z^-z|~]+[ \t]*=.*", re.ASCII | re.DOTALL)
@@ -56,8 +69,8 @@ def batching(environ: Mapping[str, str]) -> Batching:
 
 
 def check_exporter(environ: Mapping[str, str]) -> None:
-    """The exporter's own variables and the resource attributes, which the
-    SDK reads itself."""
+    """The exporter's own variables, the span limits and the resource
+    attributes, which the SDK reads itself."""
     for signal_var, general_var in _pairs("COMPRESSION"):
         name = _first_set(environ, signal_var, general_var)
         if name and environ[name].strip().lower() not in _COMPRESSIONS:
@@ -69,6 +82,8 @@ def check_exporter(environ: Mapping[str, str]) -> None:
         for signal_var, general_var in _pairs(kind):
             if name := _first_set(environ, signal_var, general_var):
                 _readable(name, environ[name])
+    for name in SPAN_LIMITS:
+        _integer(environ, name, 0, least=0)
     if environ.get("OTEL_RESOURCE_ATTRIBUTES", "").strip():
         _key_values("OTEL_RESOURCE_ATTRIBUTES", environ["OTEL_RESOURCE_ATTRIBUTES"], quote=True)
 

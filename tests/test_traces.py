@@ -160,6 +160,10 @@ def test_settings_from_the_standard_variables(environ: dict[str, str], want: Tra
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent"}, "CERTIFICATE"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_RESOURCE_ATTRIBUTES": "a=1,oops"}, "ATTRIBUTES: entry 2"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t:0"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        # The SDK reads the span limits itself, and raises a traceback on a bad one.
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_ATTRIBUTE_COUNT_LIMIT": "abc"}, "ATTRIBUTE_COUNT_LIMIT"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_SPAN_EVENT_COUNT_LIMIT": "-1"}, "SPAN_EVENT_COUNT_LIMIT"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://t", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "1.5"}, "VALUE_LENGTH"),
     ],
 )
 def test_bad_settings_are_refused_by_name(environ: dict[str, str], named: str) -> None:
