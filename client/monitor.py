@@ -92,6 +92,7 @@ class Monitor:
         self.window = Window(config.summary_interval, origin=clock())
         self.verdict: str | None = None
         self.flaky_after: bool | None = None  # the flaky mode after this client's last toggle, if told
+        self.toggles_sent = 0  # toggles counts the skipped ones too
         self.heartbeat_error: str | None = None  # why the heartbeat file cannot be touched
         self.probes = 0
         self.toggles = 0
@@ -159,6 +160,7 @@ class Monitor:
 
     def toggle_once(self, budget: float, restore: bool = False) -> ToggleResult:
         self.toggles += 1
+        self.toggles_sent += 1
         result = self.toggle_fn(self.config.flaky_url, budget)
         self.flaky_after = result.flaky
         self.events.flaky_toggle(self.toggles, result, restore=restore)
@@ -170,7 +172,7 @@ class Monitor:
         it on, with one more toggle within RESTORE_BUDGET_S (at most
         --timeout). Returns what happened, for the stopped record; "" when
         the toggles left it off or none was sent."""
-        if self.flaky_after is False or (self.flaky_after is None and self.toggles == 0):
+        if self.flaky_after is False or (self.flaky_after is None and self.toggles_sent == 0):
             return ""
         if self.flaky_after is None:
             return "flaky mode unknown (the last toggle got no answer that says): not restored"

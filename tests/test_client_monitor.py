@@ -431,3 +431,20 @@ def test_an_unknown_flaky_mode_is_said_not_guessed() -> None:
     monitor.toggle(2.0)
     assert "unknown" in monitor.restore_flaky()
     assert len(sent) == 1, "no restoring toggle on a guess"
+
+
+def test_only_skipped_toggles_leave_nothing_to_restore() -> None:
+    """A skipped toggle was never sent: it changed nothing and says nothing
+    of the flaky mode."""
+    config = parse_config(["--flaky-interval", "1"], {})
+    sent: list[float] = []
+
+    def toggle(url: str, budget: float) -> ToggleResult:
+        sent.append(budget)
+        return ToggleResult("POST", url, 202, 1.0, True, None, None, "0" * 32, True)
+
+    monitor = Monitor(config, Logs(config, io.StringIO()).events, toggle_fn=toggle)
+    monitor.toggle(0.0)  # no room before the next probe: skipped
+    assert monitor.toggles == 1
+    assert monitor.restore_flaky() == ""
+    assert sent == []
