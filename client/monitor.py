@@ -99,8 +99,8 @@ class Monitor:
 
     def probe_once(self) -> None:
         """One probe, one record, whatever happens in the probe. Each side
-        effect (the record, the heartbeat, the verdict, the span) runs even
-        when another one failed."""
+        effect (the record, the window, the heartbeat, the verdict, the
+        span) runs even when another one failed."""
         self.probes += 1
         started = self.clock()  # the window counts a probe from its slot, not from its end
         try:
@@ -109,10 +109,10 @@ class Monitor:
             self.events.internal_error("probe", exc)
             error = hide_password(f"{type(exc).__name__}: {exc}", self.config.target)[:200]
             result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
-        self.window.add(started, result)
         now = self.clock()
         effects: tuple[Callable[[], None], ...] = (
             lambda: self.events.probe(self.probes, result),
+            lambda: self.window.add(started, result),
             self._beat,
             lambda: self._judge(now),
             lambda: self.tracing.record(result),  # last: the record, the heartbeat and the verdict come first

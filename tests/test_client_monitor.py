@@ -448,3 +448,19 @@ def test_only_skipped_toggles_leave_nothing_to_restore() -> None:
     assert monitor.toggles == 1
     assert monitor.restore_flaky() == ""
     assert sent == []
+
+
+def test_a_window_that_fails_loses_no_probe_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window is one side effect among others: its failure is an
+    internal_error, and the probe's record is still written."""
+    out = io.StringIO()
+    config = parse_config(["--interval", "1", "--timeout", "0.5"], {})
+    monitor = Monitor(config, Logs(config, out).events, clock=lambda: 5.0, probe_fn=lambda *_: ok())
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in the window")
+
+    monkeypatch.setattr(monitor.window, "add", broken)
+    monitor.probe_once()
+    assert [p["seq"] for p in records(out, "probe")] == [1]
+    assert [e["job"] for e in records(out, "internal_error")] == ["probe"]
