@@ -72,15 +72,15 @@ def check_exporter(environ: Mapping[str, str]) -> None:
     """The exporter's own variables, the span limits and the resource
     attributes, which the SDK reads itself."""
     for signal_var, general_var in _pairs("COMPRESSION"):
-        name = _first_set(environ, signal_var, general_var)
+        name = first_set(environ, signal_var, general_var)
         if name and environ[name].strip().lower() not in _COMPRESSIONS:
             raise ConfigError(f"invalid {name}: {environ[name]!r} is not one of {', '.join(_COMPRESSIONS)}")
     for signal_var, general_var in _pairs("HEADERS"):
-        if name := _first_set(environ, signal_var, general_var):
+        if name := first_set(environ, signal_var, general_var):
             _key_values(name, environ[name], quote=False)  # values may be secrets: never shown
     for kind in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"):
         for signal_var, general_var in _pairs(kind):
-            if name := _first_set(environ, signal_var, general_var):
+            if name := first_set(environ, signal_var, general_var):
                 _readable(name, environ[name])
     for name in SPAN_LIMITS:
         _integer(environ, name, 0, least=0)
@@ -93,7 +93,8 @@ def _pairs(kind: str) -> list[tuple[str, str]]:
     return [(f"OTEL_EXPORTER_OTLP_TRACES_{kind}", f"OTEL_EXPORTER_OTLP_{kind}")]
 
 
-def _first_set(environ: Mapping[str, str], *names: str) -> str | None:
+def first_set(environ: Mapping[str, str], *names: str) -> str | None:
+    """The first of names set to something other than blanks."""
     return next((name for name in names if environ.get(name, "").strip()), None)
 
 

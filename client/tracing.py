@@ -37,7 +37,7 @@ from opentelemetry.util.types import AttributeValue
 
 from client import __version__
 from client.config import ConfigError, _url
-from client.otel_env import Batching, batching, check_exporter
+from client.otel_env import Batching, batching, check_exporter, first_set
 from client.probe import ProbeResult
 from client.transport import Phase
 
@@ -66,7 +66,7 @@ def trace_settings(environ: Mapping[str, str]) -> TraceSettings | None:
         return None
     if exporter != "otlp":
         raise ConfigError(f"invalid OTEL_TRACES_EXPORTER: {exporter!r} is not otlp or none")
-    protocol_var = _first_set(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocol_var = first_set(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
     if protocol_var and environ[protocol_var].strip() != "http/protobuf":
         raise ConfigError(f"invalid {protocol_var}: {environ[protocol_var]!r}: only http/protobuf is supported")
 
@@ -84,14 +84,10 @@ def trace_settings(environ: Mapping[str, str]) -> TraceSettings | None:
         raise ConfigError(f"invalid {endpoint_var}: {exc}") from None
 
     timeout = EXPORT_TIMEOUT
-    if timeout_var := _first_set(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+    if timeout_var := first_set(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
         timeout = _milliseconds(timeout_var, environ[timeout_var]) / 1000
     check_exporter(environ)
     return TraceSettings(endpoint.strip(), timeout, batching(environ))
-
-
-def _first_set(environ: Mapping[str, str], *names: str) -> str | None:
-    return next((name for name in names if environ.get(name, "").strip()), None)
 
 
 def _milliseconds(name: str, value: str) -> float:
