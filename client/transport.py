@@ -268,7 +268,7 @@ class _Lookup:
         self.host, self.port = host, port
         self.done = threading.Event()
         self.addresses: list[Address] = []
-        self.error: OSError | None = None
+        self.error: Exception | None = None
 
     def run(self) -> None:
         try:
@@ -277,6 +277,8 @@ class _Lookup:
             self.error = exc
         except UnicodeError as exc:  # an empty label, or one IDNA cannot encode
             self.error = socket.gaierror(socket.EAI_NONAME, f"cannot encode the host name {self.host!r}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug: the probe's outcome, and the thread lives on
+            self.error = exc
         finally:
             self.done.set()
 

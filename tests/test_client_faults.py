@@ -390,6 +390,21 @@ def test_unknown_host_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Name or service not known" in (r.error or "")
 
 
+def test_a_resolver_that_raises_keeps_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lookup that raises what getaddrinfo never should (a bug) is the
+    probe's outcome; its resolver thread lives on and frees its place."""
+
+    def broken(*_: object) -> list[object]:
+        raise RuntimeError("a bug in the resolver")
+
+    monkeypatch.setattr(transport, "getaddrinfo", broken)
+    for _ in range(transport.MAX_PENDING_LOOKUPS + 1):
+        r = probe("http://status.invalid/status", BUDGET, TWO_XX)
+        assert (r.status_code, r.error_type) == (None, "unknown"), r
+        assert "a bug in the resolver" in (r.error or ""), r
+    wait_until(lambda: transport._resolver.pending() == 0)
+
+
 @pytest.mark.parametrize("url", ["http://.invalid/status", "http://exa mple.invalid/status", "http://a..b/status"])
 def test_a_host_that_cannot_be_encoded_is_a_dns_error(url: str) -> None:
     r = probe(url, BUDGET, TWO_XX)
