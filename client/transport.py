@@ -6,8 +6,8 @@ attempt of their thread and report to it: when resolving ends, when the
 connection is up, when the TLS handshake is done, when the final headers
 are in. At the deadline the socket is shut down, which wakes any blocked
 read, whatever phase it is in; name resolution, which cannot be
-interrupted, runs on a resolver thread and is abandoned at the deadline;
-an IP address needs none. No thread is started per exchange: one
+interrupted, runs on a resolver thread (client/resolve.py) and is
+abandoned at the deadline; an IP address needs none. No thread is started per exchange: one
 long-lived thread keeps every attempt's deadline, and a few resolve names.
 """
 
@@ -17,9 +17,7 @@ import contextlib
 import contextvars
 import heapq
 import http.client
-import ipaddress
 import itertools
-import queue
 import socket
 import threading
 import time
@@ -32,6 +30,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from client.resolve import MAX_PENDING_LOOKUPS, Address, ip_address, resolver
 
 Clock = Callable[[], float]
 
@@ -52,15 +52,6 @@ TIMEOUT_OF_PHASE = {
 
 #: Interim 1xx answers read before giving up, as Go's net/http does.
 MAX_INTERIM = 5
-
-#: A lookup abandoned at a deadline finishes in its own time (getaddrinfo
-#: has its own retries); at most this many may be pending at once, so a
-#: stalled resolver costs a few threads, not threads without end. This is
-#: also the most resolver threads there ever are.
-MAX_PENDING_LOOKUPS = 8
-
-#: An address as getaddrinfo gives it: family, type, proto, canonname, sockaddr.
-Address = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
 @dataclass(frozen=True)
@@ -165,10 +156,10 @@ class Attempt:
     def resolve(self, host: str, port: int) -> list[Address]:
         """An IP address as it is; a name by getaddrinfo on a resolver
         thread, waited for until the deadline."""
-        address = _ip_address(host, port)
+        address = ip_address(host, port)
         if address is not None:
             return [address]
-        lookup = _resolver.submit(host, port)
+        lookup = resolver.submit(host, port)
         if lookup is None:  # not a timeout: this lookup was never tried
             raise socket.gaierror(
                 socket.EAI_AGAIN, f"{MAX_PENDING_LOOKUPS} lookups still pending: the resolver is stalled"
@@ -211,27 +202,6 @@ def _shutdown(sock: socket.socket) -> None:
 
 _current: contextvars.ContextVar[Attempt] = contextvars.ContextVar("attempt")
 
-#: The resolver; tests replace it to stall resolution.
-getaddrinfo = socket.getaddrinfo
-
-
-def _ip_address(host: str, port: int) -> Address | None:
-    """The address of an IP literal, as getaddrinfo would give it; None
-    for a name (or a zone that names no interface)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv4Address):
-        return socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port)
-    zone = 0
-    if ip.scope_id:  # fe80::1%eth0
-        try:
-            zone = int(ip.scope_id) if ip.scope_id.isdigit() else socket.if_nametoindex(ip.scope_id)
-        except OSError:
-            return None
-    return socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host.partition("%")[0], port, 0, zone)
-
 
 class _Deadlines:
     """One daemon thread, started with the first attempt, that expires
@@ -263,66 +233,7 @@ class _Deadlines:
             attempt._expire()
 
 
-class _Lookup:
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.done = threading.Event()
-        self.addresses: list[Address] = []
-        self.error: Exception | None = None
-
-    def run(self) -> None:
-        try:
-            self.addresses = list(getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM))
-        except OSError as exc:
-            self.error = exc
-        except UnicodeError as exc:  # an empty label, or one IDNA cannot encode
-            self.error = socket.gaierror(socket.EAI_NONAME, f"cannot encode the host name {self.host!r}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a bug: the probe's outcome, and the thread lives on
-            self.error = exc
-        finally:
-            self.done.set()
-
-
-class _Resolver:
-    """getaddrinfo on long-lived daemon threads fed by a queue: one more is
-    started only when every one is busy, and at most `limit` lookups may be
-    pending (queued or running) at once."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._lookups: queue.SimpleQueue[_Lookup] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pending = self._idle = 0
-
-    def submit(self, host: str, port: int) -> _Lookup | None:
-        """The lookup under way, or None when `limit` are pending."""
-        lookup = _Lookup(host, port)
-        with self._lock:
-            if self._pending == self._limit:
-                return None
-            self._pending += 1
-            if self._idle:
-                self._idle -= 1
-            else:
-                threading.Thread(target=self._work, name="resolver", daemon=True).start()
-        self._lookups.put(lookup)
-        return lookup
-
-    def pending(self) -> int:
-        """Lookups queued or running, abandoned ones included."""
-        with self._lock:
-            return self._pending
-
-    def _work(self) -> None:
-        while True:
-            self._lookups.get().run()
-            with self._lock:
-                self._pending -= 1
-                self._idle += 1
-
-
 _deadlines = _Deadlines()
-_resolver = _Resolver(MAX_PENDING_LOOKUPS)
 
 
 class _FinalResponse(http.client.HTTPResponse):

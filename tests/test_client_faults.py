@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from client import transport
+from client import resolve, transport
 from client.probe import MAX_BODY_BYTES, TWO_XX, probe
 from client.transport import PHASES
 from tests.conftest import (
@@ -275,7 +275,7 @@ def resolver_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
         calls.append(args)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(transport, "getaddrinfo", record)
+    monkeypatch.setattr(resolve, "getaddrinfo", record)
     return calls
 
 
@@ -346,10 +346,10 @@ def stalled_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         release.wait(30)
         raise socket.gaierror(socket.EAI_AGAIN, "stalled")
 
-    monkeypatch.setattr(transport, "getaddrinfo", stalled)
+    monkeypatch.setattr(resolve, "getaddrinfo", stalled)
     yield
     release.set()
-    wait_until(lambda: transport._resolver.pending() == 0)  # the next test starts with a free resolver
+    wait_until(lambda: resolve.resolver.pending() == 0)  # the next test starts with a free resolver
 
 
 @pytest.mark.usefixtures("stalled_resolver")
@@ -366,7 +366,7 @@ def test_stalled_resolver_is_a_dns_timeout() -> None:
 def test_a_stalled_resolver_costs_a_few_threads_not_one_per_probe() -> None:
     """Abandoned lookups are bounded: once MAX_PENDING_LOOKUPS hang, a probe
     fails at once as dns (not a dns_timeout it never waited for)."""
-    results = [probe("http://status.invalid/status", 0.05, TWO_XX) for _ in range(transport.MAX_PENDING_LOOKUPS + 1)]
+    results = [probe("http://status.invalid/status", 0.05, TWO_XX) for _ in range(resolve.MAX_PENDING_LOOKUPS + 1)]
     assert {r.error_type for r in results[:-1]} <= {"dns_timeout", "dns"}, results
     assert results[-1].error_type == "dns", results[-1]
     assert "the resolver is stalled" in (results[-1].error or ""), results[-1]
@@ -374,7 +374,7 @@ def test_a_stalled_resolver_costs_a_few_threads_not_one_per_probe() -> None:
 
 @pytest.mark.usefixtures("stalled_resolver")
 def test_an_ip_target_is_probed_while_the_resolver_is_stalled(one_thread_server: OneThreadServer) -> None:
-    for _ in range(transport.MAX_PENDING_LOOKUPS):
+    for _ in range(resolve.MAX_PENDING_LOOKUPS):
         probe("http://status.invalid/status", 0.01, TWO_XX)
     r = probe(one_thread_server.url, BUDGET, TWO_XX)
     assert (r.status_code, r.success, r.error_type) == (200, True, None), r
@@ -384,7 +384,7 @@ def test_unknown_host_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def unknown(*_: object) -> list[object]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(transport, "getaddrinfo", unknown)
+    monkeypatch.setattr(resolve, "getaddrinfo", unknown)
     r = probe("http://status.invalid/status", BUDGET, TWO_XX)
     assert (r.status_code, r.error_type) == (None, "dns"), r
     assert "Name or service not known" in (r.error or "")
@@ -397,12 +397,12 @@ def test_a_resolver_that_raises_keeps_its_threads(monkeypatch: pytest.MonkeyPatc
     def broken(*_: object) -> list[object]:
         raise RuntimeError("a bug in the resolver")
 
-    monkeypatch.setattr(transport, "getaddrinfo", broken)
-    for _ in range(transport.MAX_PENDING_LOOKUPS + 1):
+    monkeypatch.setattr(resolve, "getaddrinfo", broken)
+    for _ in range(resolve.MAX_PENDING_LOOKUPS + 1):
         r = probe("http://status.invalid/status", BUDGET, TWO_XX)
         assert (r.status_code, r.error_type) == (None, "unknown"), r
         assert "a bug in the resolver" in (r.error or ""), r
-    wait_until(lambda: transport._resolver.pending() == 0)
+    wait_until(lambda: resolve.resolver.pending() == 0)
 
 
 @pytest.mark.parametrize("url", ["http://.invalid/status", "http://exa mple.invalid/status", "http://a..b/status"])
