@@ -362,8 +362,8 @@ def test_a_wall_clock_step_changes_neither_rhythm_nor_count(step: float) -> None
 
 def test_toggles_run_on_their_own_slots() -> None:
     """Every --flaky-interval from start, not after the next probe: toggles
-    at 0.6, 1.2, 1.8 s with probes every 1 s (not at 1, 2, 3 s)."""
-    config = parse_config(["--interval", "1", "--timeout", "0.1", "--summary-interval", "10",
+    at 0.6, 1.2, 1.8 s with probes every 3 s (not at 3 s)."""
+    config = parse_config(["--interval", "3", "--timeout", "0.1", "--summary-interval", "10",
                            "--flaky-interval", "0.6"], {})  # fmt: skip
     began = time.monotonic()
     toggled: list[float] = []
@@ -375,7 +375,8 @@ def test_toggles_run_on_their_own_slots() -> None:
     monitor = Monitor(config, Logs(config, io.StringIO()).events, probe_fn=lambda *_: ok(), toggle_fn=toggle)
     run_for(monitor, lambda: len(toggled) >= 3)
     late = [at - 0.6 * k for k, at in enumerate(toggled[:3], 1)]
-    assert all(-0.05 < lag < 0.35 for lag in late), toggled  # after the probes they were 0.4, 0.8, 0.6 s late
+    # After the probes they came at 3, 6 and 9 s; a busy machine may add some lag.
+    assert all(-0.05 < lag < 1.0 for lag in late), toggled
 
 
 def test_the_grid_keeps_its_slots_through_overruns_and_stalls() -> None:
