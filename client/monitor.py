@@ -106,7 +106,7 @@ class Monitor:
         try:
             result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
         except Exception as exc:  # noqa: BLE001 - a bug in the probe is still a probe's outcome
-            self.events.internal_error("probe", exc)
+            self.events.internal_error("probe", exc, self.config.target)
             error = hide_password(f"{type(exc).__name__}: {exc}", self.config.target)[:200]
             result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
         now = self.clock()
@@ -122,7 +122,7 @@ class Monitor:
                 effect()
             except Exception as exc:  # noqa: BLE001 - one failing side effect must not cancel the others
                 with contextlib.suppress(Exception):
-                    self.events.internal_error("probe", exc)
+                    self.events.internal_error("probe", exc, self.config.target)
 
     def _beat(self) -> None:
         """Touch the heartbeat file; say once when that starts failing and
@@ -210,6 +210,6 @@ def _guarded(monitor: Monitor, name: str, job: Callable[[], None]) -> Callable[[
             job()
         except Exception as exc:  # noqa: BLE001
             with contextlib.suppress(Exception):  # if logging fails too, the loop still goes on
-                monitor.events.internal_error(name, exc)
+                monitor.events.internal_error(name, exc, monitor.config.target)
 
     return run_job

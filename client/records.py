@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from client.probe import ProbeResult, ToggleResult
+from client.probe import ProbeResult, ToggleResult, hide_password
 from client.summary import DEGRADED, DOWN, HEALTHY, Summary
 
 SCHEMA: dict[str, Any] = json.loads((Path(__file__).parent / "records.schema.json").read_text())
@@ -98,11 +98,12 @@ class Events:
             level, message = logging.INFO, f"the heartbeat file {file} is touched again"
         self.emit(level, "heartbeat", message, state=state, file=file, error=error)
 
-    def internal_error(self, job: str, exc: BaseException) -> None:
-        error = f"{type(exc).__name__}: {exc}"
+    def internal_error(self, job: str, exc: BaseException, url: str = "") -> None:
+        """A job's bug; where its message quotes url, the password is hidden."""
+        error = hide_password(f"{type(exc).__name__}: {exc}", url)
         self.emit(
             logging.ERROR, "internal_error", f"{job} failed: {error}",
-            job=job, error=error, traceback="".join(traceback.format_exception(exc)),
+            job=job, error=error, traceback=hide_password("".join(traceback.format_exception(exc)), url),
         )  # fmt: skip
 
 

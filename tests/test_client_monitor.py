@@ -465,3 +465,19 @@ def test_a_window_that_fails_loses_no_probe_record(monkeypatch: pytest.MonkeyPat
     monitor.probe_once()
     assert [p["seq"] for p in records(out, "probe")] == [1]
     assert [e["job"] for e in records(out, "internal_error")] == ["probe"]
+
+
+def test_a_bug_that_quotes_the_url_shows_no_password() -> None:
+    """A probe that raises (a bug) with the target's URL in its message:
+    the internal_error record hides the password as the probe record does."""
+    out = io.StringIO()
+    config = parse_config(["--target", "http://user:s3cret@127.0.0.1:9", "--interval", "1", "--timeout", "0.5"], {})
+
+    def broken(url: str, *_: object) -> ProbeResult:
+        raise RuntimeError(f"cannot probe {url}")
+
+    monitor = Monitor(config, Logs(config, out).events, clock=lambda: 5.0, probe_fn=broken)
+    monitor.probe_once()
+    assert [r["event"] for r in records(out)] == ["internal_error", "probe", "health_changed"]
+    assert "s3cret" not in out.getvalue()
+    assert "user:***@127.0.0.1:9" in records(out, "internal_error")[0]["error"]
