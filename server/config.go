@@ -72,7 +72,7 @@ func (f durationFlag) Set(s string) error {
 		*f.d = d
 		return nil
 	}
-	if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+	if _, serr := time.ParseDuration(s + "s"); serr == nil { // a number as a duration writes it
 		return fmt.Errorf("missing unit: write %sms or %ss", s, s)
 	}
 	return errors.New("not a duration: write a number and a unit, like 250ms, 1.5s or 1m")

@@ -74,6 +74,9 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-delay", "5"}, nil, `invalid value "5" for flag -delay: missing unit: write 5ms or 5s`},
 		{[]string{"-delay", "1.5"}, nil, `invalid value "1.5" for flag -delay: missing unit: write 1.5ms or 1.5s`},
 		{[]string{"-delay", "soon"}, nil, `invalid value "soon" for flag -delay: not a duration: write a number and a unit, like 250ms, 1.5s or 1m`},
+		// Numbers a duration cannot be written with get no advice to add a unit.
+		{[]string{"-delay", "1e3"}, nil, `invalid value "1e3" for flag -delay: not a duration: write a number and a unit`},
+		{[]string{"-delay", "NaN"}, nil, `invalid value "NaN" for flag -delay: not a duration: write a number and a unit`},
 		{[]string{"-flaky", "false"}, nil, `unexpected argument "false" after -flaky: write -flaky=false`},
 		{[]string{"-addr", ":1", "--healthcheck", "true"}, nil, `unexpected argument "true" after --healthcheck: write --healthcheck=true`},
 	}
