@@ -10,6 +10,7 @@ signed by a CA made for the test run), but rows that only make sense for one.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 import threading
@@ -78,12 +79,13 @@ def close_silently(conn: socket.socket) -> None:
     read_request(conn)
 
 
-def trickle_body(conn: socket.socket) -> None:
+def trickle_body(conn: socket.socket, pause: float = 0.05) -> None:
+    """A body of 100 bytes, one every pause seconds."""
     read_request(conn)
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
     for _ in range(100):
         conn.sendall(b"x")
-        time.sleep(0.05)
+        time.sleep(pause)
 
 
 def trickle_headers(conn: socket.socket) -> None:
@@ -210,21 +212,12 @@ def test_slow_answer_is_waited_for(fault_url: Callable[..., str]) -> None:
     assert r.phases_ms["wait"] >= 300 - GRANULARITY_S * 1000, r.phases_ms
 
 
-def trickle_slowly(conn: socket.socket) -> None:
-    """A body of 100 bytes, one every 0.2 s: 20 s in all."""
-    read_request(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-    for _ in range(100):
-        conn.sendall(b"x")
-        time.sleep(0.2)
-
-
 def test_a_tls_server_trickling_cannot_hold_a_probe(
     fault_server: Callable[..., FaultServer], test_ca: LoopbackCA
 ) -> None:
     """The deadline watches the socket read from, the TLS one over https:
     the probe ends at its budget and its record says how long it took."""
-    server = fault_server(trickle_slowly, tls=test_ca.server)
+    server = fault_server(functools.partial(trickle_body, pause=0.2), tls=test_ca.server)  # 20 s in all
     started = time.perf_counter()
     r = probe(server.url + "/status", BUDGET, TWO_XX, ca_bundle=test_ca.bundle)
     wall = time.perf_counter() - started
