@@ -61,7 +61,7 @@ def main(
         timeout=config.timeout, flaky_interval=config.flaky_interval,
         summary_interval=config.summary_interval, success_codes=format_codes(config.success_codes),
         log_format=config.log_format, loki_url=config.loki_url and redact(config.loki_url),
-        heartbeat_file=config.heartbeat_file,
+        heartbeat_file=config.heartbeat_file, loki_tenant=config.loki_tenant,
     )  # fmt: skip
     restored = ""
     try:

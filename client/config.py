@@ -32,6 +32,7 @@ class Config:
     log_format: str
     success_codes: frozenset[int]
     heartbeat_file: str | None = None
+    loki_tenant: str | None = None
 
     @property
     def status_url(self) -> str:
@@ -112,6 +113,19 @@ def _seconds(minimum: float, allow_zero: bool = False) -> Callable[[str], float]
 def _path(value: str) -> str:
     if not value.strip():
         raise ValueError("is empty")
+    return value
+
+
+#: Loki's tenant IDs (as Mimir's and Tempo's): at most 150 bytes of these
+#: characters, and neither "." nor "..". "|" joins tenants in a query.
+_TENANT = re.compile(r"[A-Za-z0-9!_.*'()-]{1,150}", re.ASCII)
+
+
+def _tenant(value: str) -> str:
+    if len(value) > 150:
+        raise ValueError(f"{value[:20]!r}... is longer than Loki's 150 characters")
+    if not _TENANT.fullmatch(value) or value in (".", ".."):
+        raise ValueError(f"{value!r} is not a Loki tenant ID: letters, digits and ! - _ . * ' ( ) only")
     return value
 
 
@@ -199,6 +213,14 @@ OPTIONS = (
         None,
         "Loki push URL, e.g. http://loki:3100/loki/api/v1/push; unset = stdout only",
         "URL",
+    ),
+    _Option(
+        "--loki-tenant",
+        "LOKI_TENANT",
+        _tenant,
+        None,
+        "Loki tenant, sent as X-Scope-OrgID with every push; unset = no header (Loki's auth_enabled: false)",
+        "TENANT",
     ),
     _Option(
         "--log-format", "LOG_FORMAT", _log_format, "json", "json (one object per line) or text (for people)", "FORMAT"

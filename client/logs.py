@@ -36,6 +36,8 @@ from client.records import COMMON_FIELDS, Events
 LOGGER_NAME = "monitor"
 #: Loki labels: few and bounded. The library adds severity and logger.
 LOKI_LABELS = {"service_name": "status-monitor"}
+#: The header that names the Loki tenant of a push (--loki-tenant).
+TENANT_HEADER = "X-Scope-OrgID"
 #: Seconds one push to Loki may take.
 LOKI_TIMEOUT = 3.0
 #: Records waiting for Loki beyond this are dropped (and counted).
@@ -165,11 +167,14 @@ class ShippingStats:
 
 
 class _TimeoutSession(requests.Session):
-    """The library's session has no timeout; this one gives every request one."""
+    """The library's session has no timeout; this one gives every request one,
+    and the tenant header if there is a tenant."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, tenant: str | None = None) -> None:
         super().__init__()
         self.timeout = timeout
+        if tenant is not None:
+            self.headers[TENANT_HEADER] = tenant
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
@@ -184,9 +189,10 @@ class _Emitter(LokiEmitterV1):
         timeout: float,
         stats: ShippingStats,
         on_change: Callable[[str], None],
+        tenant: str | None = None,
     ) -> None:
         super().__init__(url, tags)
-        self.session_class = functools.partial(_TimeoutSession, timeout)
+        self.session_class = functools.partial(_TimeoutSession, timeout, tenant)
         self.stats = stats
         self.on_change = on_change  # told "failing" or "recovered"
         self.give_up_at: float | None = None  # monotonic deadline at shutdown
@@ -233,11 +239,12 @@ class LokiShipper(LokiQueueHandler):
         on_change: Callable[[str], None],
         timeout: float = LOKI_TIMEOUT,
         maxsize: int = LOKI_QUEUE_SIZE,
+        tenant: str | None = None,
     ) -> None:
         super().__init__(queue.Queue(maxsize), url=url, tags=dict(LOKI_LABELS), version="1")
         self.timeout = timeout
         self.stats = stats
-        self.emitter = _Emitter(url, dict(LOKI_LABELS), timeout, stats, on_change)
+        self.emitter = _Emitter(url, dict(LOKI_LABELS), timeout, stats, on_change, tenant)
         self.handler.emitter = self.emitter
         # urllib3 and requests log through their own loggers; should one ever
         # reach this handler, shipping it would log again, without end.
@@ -310,7 +317,9 @@ class Logs:
         self.loki_drain = loki_drain
         self.shipper: LokiShipper | None = None
         if config.loki_url:
-            self.shipper = LokiShipper(config.loki_url, self.stats, self._report, timeout=loki_timeout)
+            self.shipper = LokiShipper(
+                config.loki_url, self.stats, self._report, timeout=loki_timeout, tenant=config.loki_tenant
+            )
             self.shipper.setFormatter(JsonLines())  # Loki's line is JSON, whatever stdout shows
             self.logger.addHandler(self.shipper)
 

@@ -212,7 +212,8 @@ class LokiReceiver(PushStandIn):
         super().__init__(mode)
 
     def answer(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str, bytes]:
-        self.pushes.append({"path": request.path, "payload": json.loads(body)})
+        tenant = request.headers.get("X-Scope-OrgID")
+        self.pushes.append({"path": request.path, "tenant": tenant, "payload": json.loads(body)})
         return 204, "text/plain", b""
 
 

@@ -31,6 +31,7 @@ def test_environment_and_flags() -> None:
         "LOKI_URL": "http://loki:3100/loki/api/v1/push",
         "LOG_FORMAT": "text",
         "SUCCESS_CODES": "200,204,300-304",
+        "LOKI_TENANT": "team-a_prod",
     }
     config = parse_config([], env)
     assert config.target == "http://server:8080"  # trailing slash dropped
@@ -39,6 +40,7 @@ def test_environment_and_flags() -> None:
     assert config.loki_url == "http://loki:3100/loki/api/v1/push"
     assert config.log_format == "text"
     assert config.success_codes == {200, 204, 300, 301, 302, 303, 304}
+    assert config.loki_tenant == "team-a_prod"
 
     flags = parse_config(["--interval", "2", "--log-format", "json", "--target", "https://x.test:8443"], env)
     assert (flags.interval, flags.log_format, flags.target) == (2, "json", "https://x.test:8443")
@@ -81,6 +83,12 @@ def test_environment_and_flags() -> None:
         (["--timeout", "3"], {}, "--timeout (3 s) is not shorter than --interval (3 s)"),
         ([], {"PROBE_TIMEOUT": "5", "PROBE_INTERVAL": "4"}, "--timeout (5 s) is not shorter than --interval (4 s)"),
         (["--summary-interval", "1"], {}, "--summary-interval (1 s) is shorter than --interval (3 s)"),
+        (["--loki-tenant", "a|b"], {}, "invalid --loki-tenant: 'a|b' is not a Loki tenant ID"),
+        ([], {"LOKI_TENANT": "a/b"}, "invalid LOKI_TENANT: 'a/b' is not a Loki tenant ID"),
+        (["--loki-tenant", "team a"], {}, "invalid --loki-tenant: 'team a' is not a Loki tenant ID"),
+        (["--loki-tenant", ".."], {}, "invalid --loki-tenant: '..' is not a Loki tenant ID"),
+        (["--loki-tenant", "t\N{LATIN SMALL LETTER E WITH ACUTE}"], {}, "is not a Loki tenant ID"),
+        (["--loki-tenant", "x" * 151], {}, "invalid --loki-tenant: 'xxxxxxxxxxxxxxxxxxxx'... is longer than"),
     ],
 )
 def test_errors_name_the_option(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -128,6 +136,11 @@ def test_good_hosts_are_accepted(target: str) -> None:
     assert parse_config(["--target", target], {}).target == target
 
 
+@pytest.mark.parametrize("tenant", ["fake", "prod", "team-a_prod.eu", "it's(*)!", "x" * 150, "..."])
+def test_good_tenants_are_accepted(tenant: str) -> None:
+    assert parse_config(["--loki-tenant", tenant], {}).loki_tenant == tenant
+
+
 def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         parse_config(["--help"], {})
@@ -143,6 +156,7 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         ("--log-format", "LOG_FORMAT"),
         ("--success-codes", "SUCCESS_CODES"),
         ("--heartbeat-file", "HEARTBEAT_FILE"),
+        ("--loki-tenant", "LOKI_TENANT"),
     ]:
         assert flag in text
         assert f"[{env}]" in text

@@ -51,6 +51,18 @@ def test_payload_labels_and_lines(loki: Callable[[str], LokiReceiver], go_server
         assert abs(int(ts) / 1e9 - stamp) < 0.001
 
 
+@pytest.mark.parametrize("tenant", ["prod", None])
+def test_every_push_names_the_tenant(loki: Callable[[str], LokiReceiver], tenant: str | None) -> None:
+    receiver = loki("ok")
+    argv = ["--loki-url", receiver.url] + (["--loki-tenant", tenant] if tenant else [])
+    logs = Logs(parse_config(argv, {}), io.StringIO())
+    for n in range(3):
+        logs.events.probe(n, ProbeResult("GET", "u", 200, 1.0, True, None, None, "0" * 32))
+    logs.close()
+    assert len(receiver.pushes) == 3
+    assert [push["tenant"] for push in receiver.pushes] == [tenant] * 3
+
+
 def test_text_on_stdout_json_to_loki(loki: Callable[[str], LokiReceiver]) -> None:
     receiver = loki("ok")
     out = io.StringIO()

@@ -93,6 +93,7 @@ def test_sigterm_with_loki_black_holed(
         (["--interval", "-1"], "invalid --interval"),
         (["--int", "1"], "unrecognized arguments: --int"),
         (["--target", "http://.invalid"], "invalid --target"),
+        (["--loki-tenant", "prod|staging"], "invalid --loki-tenant: 'prod|staging' is not a Loki tenant ID"),
         (["--timeout", "5", "--interval", "4"], "--timeout (5 s) is not shorter than --interval (4 s)"),
     ],
 )
@@ -110,7 +111,8 @@ def test_started_lists_every_option_and_no_password(go_server: Callable[..., GoS
     target = server.url.replace("http://", "http://monitor:s3cret@")
     loki = "http://u:hush@127.0.0.1:9/push"
     proc, lines, reader = client("--target", target, "--interval", "0.3", "--timeout", "0.2",
-                                 "--success-codes", "200-204,304", "--loki-url", loki)  # fmt: skip
+                                 "--success-codes", "200-204,304", "--loki-url", loki,
+                                 "--loki-tenant", "prod")  # fmt: skip
     wait_for(lines, "probe")
     stop_and_time(proc)
     reader.join(5)
@@ -125,6 +127,7 @@ def test_started_lists_every_option_and_no_password(go_server: Callable[..., GoS
         "log_format": "json",
         "loki_url": "http://u:***@127.0.0.1:9/push",
         "heartbeat_file": None,
+        "loki_tenant": "prod",
     }
     probe = next(line for line in lines if line["event"] == "probe")
     assert probe["endpoint"] == server.url.replace("http://", "http://monitor:***@") + "/status"
