@@ -15,7 +15,7 @@ import (
 // the telemetry costs per request; make bench measures it over loopback.
 func BenchmarkHandler(b *testing.B) {
 	st := seededStatus(false, 0, 1)
-	tel, err := newTelemetry(b.Context(), func(string) string { return "" })
+	tel, err := newTelemetry(b.Context(), func(string) string { return "" }, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,7 @@ type config struct {
 	seed        uint64
 	logLevel    slog.Level
 	telemetry   telemetryMode
+	lokiTenant  string
 	healthcheck bool
 }
 
@@ -100,6 +101,7 @@ var envVars = map[string]string{
 	"seed":         "SERVER_SEED",
 	"log-level":    "SERVER_LOG_LEVEL",
 	"telemetry":    "SERVER_TELEMETRY",
+	"loki-tenant":  "SERVER_LOKI_TENANT",
 }
 
 // parseConfig reads args and the environment. With -h it prints the usage to
@@ -154,6 +156,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&cfg.telemetry, "telemetry",
 		"instrument the API: `mode` true (spans, request metrics and logs), false (none, to measure what they cost) "+
 			"or slog (one plain log/slog line per request, to compare with)")
+	fs.StringVar(&cfg.lokiTenant, "loki-tenant", "",
+		"Loki `tenant` of the OTLP logs, sent as X-Scope-OrgID with each logs export (not with spans); "+
+			"empty: none, Loki's tenant fake with auth_enabled: false")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false,
 		"probe GET /healthz on -addr and exit 0 if it answers 200, else 1 (for container health checks)")
 	return fs
@@ -213,6 +218,32 @@ func (c config) validate(source func(flag string) string) error {
 	}{{"delay", c.delay}, {"max-delay", c.maxDelay}} {
 		if f.d < 0 || f.d > maxDelayFlag {
 			return fmt.Errorf("invalid value %s for %s: must be between 0 and %s", f.d, source(f.name), maxDelayFlag)
+		}
+	}
+	if c.lokiTenant != "" {
+		if err := validateTenant(c.lokiTenant); err != nil {
+			return fmt.Errorf("invalid value %q for %s: %w", c.lokiTenant, source("loki-tenant"), err)
+		}
+	}
+	return nil
+}
+
+// maxTenantLen is the longest tenant ID Loki (as Mimir and Tempo) accepts.
+const maxTenantLen = 150
+
+// validateTenant applies Loki's tenant ID rules: at most 150 bytes of
+// letters, digits and ! - _ . * ' ( ), and neither "." nor "..". So "|",
+// which joins tenants in a multi-tenant query, is refused.
+func validateTenant(id string) error {
+	if len(id) > maxTenantLen {
+		return fmt.Errorf("longer than Loki's %d characters", maxTenantLen)
+	}
+	if id == "." || id == ".." {
+		return errors.New("not a Loki tenant ID")
+	}
+	for _, r := range id {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!-_.*'()", r)) {
+			return fmt.Errorf("not a Loki tenant ID: %q is none of letters, digits and ! - _ . * ' ( )", r)
 		}
 	}
 	return nil

@@ -31,14 +31,14 @@ func TestConfigFlagsOverrideEnvironment(t *testing.T) {
 		env(map[string]string{
 			"SERVER_ADDR": ":2", "SERVER_METRICS_ADDR": ":3", "SERVER_FLAKY": "true",
 			"SERVER_MAX_DELAY": "1s", "SERVER_SEED": "9", "SERVER_LOG_LEVEL": "debug",
-			"SERVER_DELAY": "50ms", "SERVER_TELEMETRY": "false",
+			"SERVER_DELAY": "50ms", "SERVER_TELEMETRY": "false", "SERVER_LOKI_TENANT": "prod",
 		}),
 		&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := config{addr: "127.0.0.1:1", metricsAddr: ":3", flaky: true, delay: 50 * time.Millisecond,
-		maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug, telemetry: telemetryOff}
+		maxDelay: 2 * time.Second, seed: 9, logLevel: slog.LevelDebug, telemetry: telemetryOff, lokiTenant: "prod"}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -79,6 +79,12 @@ func TestConfigErrorsNameTheCulprit(t *testing.T) {
 		{[]string{"-delay", "NaN"}, nil, `invalid value "NaN" for flag -delay: not a duration: write a number and a unit`},
 		{[]string{"-flaky", "false"}, nil, `unexpected argument "false" after -flaky: write -flaky=false`},
 		{[]string{"-addr", ":1", "--healthcheck", "true"}, nil, `unexpected argument "true" after --healthcheck: write --healthcheck=true`},
+		{[]string{"-loki-tenant", "prod|staging"}, nil, `invalid value "prod|staging" for flag -loki-tenant: not a Loki tenant ID: '|' is none of`},
+		{nil, map[string]string{"SERVER_LOKI_TENANT": "a/b"}, `invalid value "a/b" for SERVER_LOKI_TENANT (flag -loki-tenant): not a Loki tenant ID`},
+		{[]string{"-loki-tenant", "team a"}, nil, `for flag -loki-tenant: not a Loki tenant ID: ' '`},
+		{[]string{"-loki-tenant", ".."}, nil, `invalid value ".." for flag -loki-tenant: not a Loki tenant ID`},
+		{[]string{"-loki-tenant", "t\u00e9"}, nil, `for flag -loki-tenant: not a Loki tenant ID: 'é'`},
+		{[]string{"-loki-tenant", strings.Repeat("x", 151)}, nil, `for flag -loki-tenant: longer than Loki's 150 characters`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " ")+fmtEnv(tt.env), func(t *testing.T) {
@@ -98,6 +104,14 @@ func TestConfigAcceptsEveryKindOfPort(t *testing.T) {
 	for _, addr := range []string{":8080", "127.0.0.1:1", "[::1]:65535", "localhost:http", ":0"} {
 		if _, err := parseConfig([]string{"-addr", addr}, env(nil), &bytes.Buffer{}); err != nil {
 			t.Errorf("-addr %s: %v", addr, err)
+		}
+	}
+}
+
+func TestConfigAcceptsLokiTenants(t *testing.T) {
+	for _, id := range []string{"fake", "prod", "team-a_prod.eu", "it's(*)!", "...", strings.Repeat("x", 150)} {
+		if cfg, err := parseConfig([]string{"-loki-tenant", id}, env(nil), &bytes.Buffer{}); err != nil || cfg.lokiTenant != id {
+			t.Errorf("-loki-tenant %s: got %q, %v", id, cfg.lokiTenant, err)
 		}
 	}
 }
@@ -130,7 +144,7 @@ func TestHelpDocumentsEveryFlagAndVariable(t *testing.T) {
 	}
 	for _, want := range []string{"-addr", "-metrics-addr", "-flaky", "-delay", "-max-delay", "-seed", "-log-level",
 		"-telemetry", "-healthcheck", "SERVER_ADDR", "SERVER_METRICS_ADDR", "SERVER_FLAKY", "SERVER_DELAY",
-		"SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL", "SERVER_TELEMETRY",
+		"SERVER_MAX_DELAY", "SERVER_SEED", "SERVER_LOG_LEVEL", "SERVER_TELEMETRY", "-loki-tenant", "SERVER_LOKI_TENANT",
 		"OTEL_EXPORTER_OTLP_"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-h does not mention %s:\n%s", want, help.String())

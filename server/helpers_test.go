@@ -31,7 +31,7 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T, st *status) *testAPI {
 	t.Helper()
-	tel, err := newTelemetry(t.Context(), func(string) string { return "" })
+	tel, err := newTelemetry(t.Context(), func(string) string { return "" }, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	logs := newFlushingWriter(stdout, logFlushEvery)
 	defer logs.Close()
-	tel, err := newTelemetry(ctx, getenv)
+	tel, err := newTelemetry(ctx, getenv, cfg.lokiTenant)
 	if err != nil {
 		return err
 	}

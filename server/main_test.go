@@ -187,10 +187,12 @@ func TestOTLPExport(t *testing.T) {
 	var mu sync.Mutex
 	var traces []*collectortrace.ExportTraceServiceRequest
 	var logs []*collectorlogs.ExportLogsServiceRequest
+	headers := map[string][]string{} // path: "tenant extra" of each export
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		defer mu.Unlock()
+		headers[r.URL.Path] = append(headers[r.URL.Path], r.Header.Get("X-Scope-OrgID")+" "+r.Header.Get("X-Extra"))
 		switch r.URL.Path {
 		case "/v1/traces":
 			m := &collectortrace.ExportTraceServiceRequest{}
@@ -211,8 +213,10 @@ func TestOTLPExport(t *testing.T) {
 	}))
 	defer receiver.Close()
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.URL)
+	// The tenant replaces the variable's X-Scope-OrgID on logs only, and keeps its other headers.
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "X-Scope-OrgID=other, X-Extra=kept%20too")
 
-	p := startRun(t, os.Getenv)
+	p := startRun(t, os.Getenv, "-loki-tenant", "prod")
 	api := p.api
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -257,6 +261,13 @@ func TestOTLPExport(t *testing.T) {
 	}
 	if !logOK {
 		t.Errorf("no request log record in trace %s among %d log exports", traceID, len(logs))
+	}
+	for path, want := range map[string]string{"/v1/logs": "prod kept too", "/v1/traces": "other kept too"} {
+		for _, got := range headers[path] {
+			if got != want {
+				t.Errorf("%s: got X-Scope-OrgID and X-Extra %q, want %q", path, got, want)
+			}
+		}
 	}
 }
 

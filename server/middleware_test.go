@@ -128,7 +128,7 @@ func attr(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
 // TestSpanContextWithoutExporter: with no span exported, a request still
 // gets a span context of its own in the caller's trace, or in a new one.
 func TestSpanContextWithoutExporter(t *testing.T) {
-	tel, err := newTelemetry(t.Context(), env(nil))
+	tel, err := newTelemetry(t.Context(), env(nil), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
@@ -43,7 +45,8 @@ type telemetry struct {
 	loggerProvider *sdklog.LoggerProvider // nil without an OTLP logs endpoint
 }
 
-func newTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, error) {
+// lokiTenant, when not empty, is sent as X-Scope-OrgID with every logs export.
+func newTelemetry(ctx context.Context, getenv func(string) string, lokiTenant string) (*telemetry, error) {
 	res, err := resource.New(ctx,
 		resource.WithAttributes(semconv.ServiceName(serviceName), semconv.ServiceVersion(version)),
 		resource.WithTelemetrySDK(),
@@ -66,7 +69,7 @@ func newTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, 
 	if tel.tracerProvider != nil {
 		tel.tracer = tel.tracerProvider.Tracer(scopeName)
 	}
-	if tel.loggerProvider, err = newLoggerProvider(ctx, getenv, res); err != nil {
+	if tel.loggerProvider, err = newLoggerProvider(ctx, getenv, res, lokiTenant); err != nil {
 		return nil, err
 	}
 	return tel, nil
@@ -141,17 +144,47 @@ func newSpanID() trace.SpanID {
 }
 
 // newLoggerProvider ships log records when OTLP logs are configured, else
-// it returns nil.
-func newLoggerProvider(ctx context.Context, getenv func(string) string, res *resource.Resource) (*sdklog.LoggerProvider, error) {
+// it returns nil. With a tenant, every export names it to Loki.
+func newLoggerProvider(ctx context.Context, getenv func(string) string, res *resource.Resource, tenant string) (*sdklog.LoggerProvider, error) {
 	on, err := otlpEnabled(getenv, "LOGS")
 	if err != nil || !on {
 		return nil, err
 	}
-	exp, err := otlploghttp.New(ctx)
+	var opts []otlploghttp.Option
+	if tenant != "" {
+		opts = append(opts, otlploghttp.WithHeaders(logHeaders(getenv, tenant)))
+	}
+	exp, err := otlploghttp.New(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("otlp log exporter: %w", err)
 	}
 	return sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(exp))), nil
+}
+
+// tenantHeader names the Loki tenant of a request.
+const tenantHeader = "X-Scope-OrgID"
+
+// logHeaders are the headers of the logs exporter with the tenant's. The
+// exporter's WithHeaders replaces those of OTEL_EXPORTER_OTLP_LOGS_HEADERS
+// (or else OTEL_EXPORTER_OTLP_HEADERS), so they are read here as the
+// exporter reads them ("k1=v1,k2=v2", values URL-encoded) and kept; the
+// tenant wins over an X-Scope-OrgID among them. A malformed pair is left
+// out, as the exporter leaves it out.
+func logHeaders(getenv func(string) string, tenant string) map[string]string {
+	raw := getenv("OTEL_EXPORTER_OTLP_LOGS_HEADERS")
+	if raw == "" {
+		raw = getenv("OTEL_EXPORTER_OTLP_HEADERS")
+	}
+	headers := map[string]string{}
+	for pair := range strings.SplitSeq(raw, ",") {
+		key, value, ok := strings.Cut(pair, "=")
+		key = strings.TrimSpace(key)
+		if value, err := url.PathUnescape(value); ok && err == nil && key != "" {
+			headers[http.CanonicalHeaderKey(key)] = strings.TrimSpace(value)
+		}
+	}
+	headers[http.CanonicalHeaderKey(tenantHeader)] = tenant // canonical, as the keys above: one entry
+	return headers
 }
 
 // otlpEnabled reports whether OTLP export of signal ("TRACES" or "LOGS") is

@@ -119,3 +119,20 @@ func grep(text, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestLogHeadersNameTheTenantOnce: the exporter sets each header with
+// Header.Set, so two keys that differ only in case would race for the
+// value, map order deciding which tenant Loki sees.
+func TestLogHeadersNameTheTenantOnce(t *testing.T) {
+	env := map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x-scope-orgid=other,X-Extra=kept"}
+	headers := logHeaders(func(k string) string { return env[k] }, "prod")
+	var tenants []string
+	for k, v := range headers {
+		if strings.EqualFold(k, tenantHeader) {
+			tenants = append(tenants, v)
+		}
+	}
+	if len(tenants) != 1 || tenants[0] != "prod" || headers["X-Extra"] != "kept" {
+		t.Errorf("logHeaders = %v, want one X-Scope-OrgID: prod, and X-Extra: kept", headers)
+	}
+}
