@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helm.chart import CHART, Manifest, find, refusal, render
+from tests.helm.chart import CHART, Manifest, container_env, find, refusal, render
 
 STAGING = CHART / "ci/staging-values.yaml"
 # (release, namespace, values) of each pair.
@@ -100,6 +100,22 @@ def test_sidecars_write_no_file_twice(pair: list[Manifest]) -> None:
     rules = [f for m in pair for f in _sidecar_files(m, "loki_rule", "k8s-sidecar-target-directory")]
     assert rules
     assert _twice(rules) == []
+
+
+def test_each_release_logs_to_its_own_tenant(pair: list[Manifest]) -> None:
+    """With one Loki tenant, staging's probe records fed the Loki rules prod
+    ships (the probe SLI, MonitorSilent). Staging names a tenant of its own:
+    in a Loki with auth_enabled: true, where prod names its own too
+    (docs/kubernetes.md), those rules no longer see staging's records."""
+    tenants = [
+        {
+            container_env(m, "client").get("LOKI_TENANT", "fake"),
+            container_env(m, "server").get("SERVER_LOKI_TENANT", "fake"),
+        }
+        for m in pair
+    ]
+    assert len(tenants[0]) == len(tenants[1]) == 1, "the server and the monitor of a release share a tenant"
+    assert tenants[0] != tenants[1]
 
 
 def test_each_release_has_its_own_dashboard(pair: list[Manifest]) -> None:

@@ -89,6 +89,20 @@ def test_every_knob_reaches_the_pods() -> None:
     assert kinds(manifest).count("NetworkPolicy") == 2
 
 
+def test_loki_tenant_reaches_both_programs_and_the_rules() -> None:
+    """A Loki with auth_enabled: true (its chart's default) refuses a push
+    without X-Scope-OrgID: both programs get the tenant, and the rules over
+    the monitor's records (loki/rules/fake/) go to that tenant's folder."""
+    tenant = yaml.safe_load(FULL.read_text())["loki"]["tenant"]
+    for values, want in ((FULL, tenant), (None, None)):
+        manifest = render(values)
+        assert container_env(manifest, "client").get("LOKI_TENANT") == want
+        assert container_env(manifest, "server").get("SERVER_LOKI_TENANT") == want
+        (rules,) = [d for d in manifest if d["kind"] == "ConfigMap" and "loki_rule" in d["metadata"]["labels"]]
+        assert rules["metadata"]["annotations"] == {"k8s-sidecar-target-directory": want or "fake"}
+        assert rules["metadata"]["name"].endswith(f"-loki-rules-{want or 'fake'}")
+
+
 def test_image_tag_defaults_to_the_app_version() -> None:
     manifest = render()
     assert pod_spec(manifest, "server")["containers"][0]["image"] == f"statuswatch/server:{APP_VERSION}"
