@@ -67,6 +67,7 @@ class Exchange:
     started_at: float
     phases: tuple[Phase, ...]
     span_id: str
+    tls_not_after: float | None = None  # the peer certificates' earliest expiry (Unix seconds), https only
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class ProbeResult:
     started_at: float = field(default=0.0, kw_only=True)
     phases: tuple[Phase, ...] = field(default=(), kw_only=True)
     span_id: str = field(default="", kw_only=True)  # the parent its traceparent sent
+    tls_days_left: float | None = field(default=None, kw_only=True)  # https only
 
     @property
     def phases_ms(self) -> dict[str, float | None]:
@@ -135,15 +137,30 @@ def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
     return ProbeResult(
         ex.method, ex.endpoint, ex.status_code, ex.duration_ms, success, error_type, error, ex.trace_id,
         interim_codes=ex.interim_codes, started_at=ex.started_at, phases=ex.phases, span_id=ex.span_id,
+        tls_days_left=days_left(ex.tls_not_after, ex.started_at),
     )  # fmt: skip
 
 
+def days_left(not_after: float | None, now: float) -> float | None:
+    """Days from now until not_after, to 0.01 day (negative once expired)."""
+    return None if not_after is None else round((not_after - now) / 86400, 2)
+
+
 def exchange(
-    method: str, url: str, budget: float, clock: Clock = time.perf_counter, *, ca_bundle: str = ""
+    method: str,
+    url: str,
+    budget: float,
+    clock: Clock = time.perf_counter,
+    *,
+    headers: tuple[tuple[str, str], ...] = (),
+    ca_bundle: str = "",
 ) -> Exchange:
-    """Send one request on a fresh connection within budget seconds."""
+    """Send one request on a fresh connection within budget seconds, with
+    the caller's headers (never logged). An https server's certificate is
+    verified against certifi's bundle, or the CA file ca_bundle names."""
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
-    headers = {
+    sent = {
+        **dict(headers),
         "Connection": "close",
         "User-Agent": f"status-monitor/{__version__}",
         # W3C trace context: the server's span and log line join this trace.
@@ -155,7 +172,7 @@ def exchange(
             # Building the request is the client's business, not the
             # server's: it is done before the clock starts (which is when
             # the transport starts resolving the host).
-            prepared = s.prepare_request(requests.Request(method, url, headers=headers))
+            prepared = s.prepare_request(requests.Request(method, url, headers=sent))
         except (requests.RequestException, ValueError) as exc:  # e.g. a host name IDNA cannot encode
             answer = _Answer(error_type="dns", error=_short(hide_password(f"bad host in the URL: {exc}", url)))
         else:
@@ -164,7 +181,7 @@ def exchange(
     return Exchange(
         method, redact(url), answer.status_code, round((attempt.end - attempt.start) * 1000, 3),
         answer.error_type, answer.error, trace_id, answer.headers, answer.body,
-        tuple(attempt.interim_codes), attempt.started_at, attempt.phases(), span_id,
+        tuple(attempt.interim_codes), attempt.started_at, attempt.phases(), span_id, attempt.tls_not_after,
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from client.certs import earliest_expiry
 from client.resolve import MAX_PENDING_LOOKUPS, Address, ip_address, resolver
 
 Clock = Callable[[], float]
@@ -80,6 +81,7 @@ class Attempt:
         self.budget = budget
         self.clock = clock
         self.interim_codes: list[int] = []
+        self.tls_not_after: float | None = None  # set by an https connection
         self.expired = False
         self.start = self.end = 0.0
         self.started_at = 0.0  # the wall-clock time at start, for spans
@@ -288,6 +290,7 @@ class _ProbeConnection(HTTPConnection):
             # Wrapping in TLS detached the socket watched so far: from now
             # on the exchange reads from the TLS one.
             attempt.watch(self.sock)
+            attempt.tls_not_after = earliest_expiry(self.sock)
         attempt.enter("wait")
 
 
