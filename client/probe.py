@@ -45,6 +45,10 @@ ERROR_TYPES = {
     "body": "the body was cut short, malformed or over 64 KiB",
     "informational": "no final answer: the connection closed after an interim 1xx, or a 101 switched protocols",
     "http_status": "a final answer whose status code is not a success",
+    "header_mismatch": "a response header is missing, or does (not) match its expression (targets file)",
+    "body_mismatch": "the body does not match, or matches, an expression it must not (targets file)",
+    "json_mismatch": "the body is not JSON, or a query on it gave another value (targets file)",
+    "tls_expiring": "the earliest certificate expiry is fewer days away than the target allows (targets file)",
     "skipped": "a flaky toggle not sent: no room for it before the next probe (toggles only)",
     "unknown": "anything else (a bug in the client: please report it)",
 }

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from client.probe import ProbeResult, ToggleResult, hide_password
-from client.summary import DEGRADED, DOWN, HEALTHY, Summary
+from client.summary import DEGRADED, DOWN, HEALTHY, UNKNOWN, Summary
+
+#: The target of the records of --target (client.targets.STATUS_SERVER).
+STATUS_SERVER = "status-server"
 
 SCHEMA: dict[str, Any] = json.loads((Path(__file__).parent / "records.schema.json").read_text())
 
@@ -27,7 +30,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 #: error_types that mean the server answered, badly; the others mean no answer.
-ANSWERED_ERRORS = frozenset({"http_status", "informational", "body"})
+ANSWERED_ERRORS = frozenset(
+    {"http_status", "informational", "body", "header_mismatch", "body_mismatch", "json_mismatch", "tls_expiring"}
+)
 
 VERDICT_LEVELS = {HEALTHY: logging.INFO, DEGRADED: logging.WARNING, DOWN: logging.ERROR}
 
@@ -43,7 +48,7 @@ class Events:
             raise ValueError(f"{event} record with keys {tuple(fields)}, want {EVENT_FIELDS[event]}")
         self.logger.log(level, message, extra={"event": event, **fields})
 
-    def probe(self, seq: int, r: ProbeResult) -> None:
+    def probe(self, seq: int, r: ProbeResult, target: str = STATUS_SERVER) -> None:
         if r.success:
             level, message = logging.INFO, f"{r.method} {r.endpoint} -> {_final(r)} in {r.duration_ms:.1f} ms"
         else:
@@ -51,9 +56,10 @@ class Events:
             message = f"{r.method} {r.endpoint} failed after {r.duration_ms:.1f} ms: {r.error_type}: {r.error}"
         self.emit(
             level, "probe", message,
-            seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
+            target=target, seq=seq, method=r.method, endpoint=r.endpoint, status_code=r.status_code,
             interim_codes=list(r.interim_codes), duration_ms=r.duration_ms, phases_ms=r.phases_ms,
             success=r.success, error_type=r.error_type, error=r.error, trace_id=r.trace_id,
+            tls_days_left=r.tls_days_left,
         )  # fmt: skip
 
     def flaky_toggle(self, seq: int, r: ToggleResult, restore: bool = False) -> None:
@@ -74,20 +80,21 @@ class Events:
             restore=restore,
         )  # fmt: skip
 
-    def summary(self, s: Summary) -> None:
+    def summary(self, s: Summary, target: str = STATUS_SERVER) -> None:
         self.emit(
             VERDICT_LEVELS.get(s.verdict, logging.WARNING), "summary",
-            f"{s.verdict}: {s.successes} of {s.probes} probes succeeded in the last {s.window_s:g} s; {s.reason}",
-            window_s=s.window_s, probes=s.probes, successes=s.successes,
+            f"{target} {s.verdict}: {s.successes} of {s.probes} probes succeeded in the last {s.window_s:g} s; "
+            f"{s.reason}",
+            target=target, window_s=s.window_s, probes=s.probes, successes=s.successes,
             availability=s.availability, p50_ms=s.p50_ms, p95_ms=s.p95_ms, p99_ms=s.p99_ms,
             errors=s.errors, verdict=s.verdict, reason=s.reason,
         )  # fmt: skip
 
-    def health_changed(self, previous: str | None, s: Summary) -> None:
+    def health_changed(self, previous: str | None, s: Summary, target: str = STATUS_SERVER) -> None:
         self.emit(
             VERDICT_LEVELS.get(s.verdict, logging.WARNING), "health_changed",
-            f"health {previous or 'unknown'} -> {s.verdict}: {s.reason}",
-            verdict=s.verdict, previous=previous, reason=s.reason,
+            f"{target} health {previous or 'unknown'} -> {s.verdict}: {s.reason}",
+            target=target, verdict=s.verdict, previous=previous, reason=s.reason,
             availability=s.availability, p95_ms=s.p95_ms, probes=s.probes,
         )  # fmt: skip
 
@@ -97,6 +104,19 @@ class Events:
         else:
             level, message = logging.INFO, f"the heartbeat file {file} is touched again"
         self.emit(level, "heartbeat", message, state=state, file=file, error=error)
+
+    def fleet(self, verdicts: dict[str, str | None]) -> None:
+        """How many targets are in each verdict; verdicts maps name to verdict."""
+        counts = {v: sum(1 for got in verdicts.values() if (got or UNKNOWN) == v) for v in (HEALTHY, DEGRADED, DOWN)}
+        unknown = len(verdicts) - sum(counts.values())
+        level = logging.INFO if counts[HEALTHY] == len(verdicts) else logging.WARNING
+        self.emit(
+            level, "fleet",
+            f"{counts[HEALTHY]} of {len(verdicts)} targets healthy, {counts[DEGRADED]} degraded, "
+            f"{counts[DOWN]} down, {unknown} unknown",
+            targets=len(verdicts), healthy=counts[HEALTHY], degraded=counts[DEGRADED], down=counts[DOWN],
+            unknown=unknown,
+        )  # fmt: skip
 
     def internal_error(self, job: str, exc: BaseException, url: str = "") -> None:
         """A job's bug; where its message quotes url, the password is hidden."""

@@ -29,12 +29,13 @@ def emit_all(logs: Logs) -> None:
     logs.events.flaky_toggle(1, TOGGLE)
     logs.events.summary(window.summary(0))
     logs.events.health_changed(None, window.summary(0))
+    logs.events.fleet({"a": "healthy", "b": None})
     logs.events.internal_error("probe", RuntimeError("boom"))
     logs.events.heartbeat("failing", "run/beat", "FileNotFoundError: gone")
     logs.events.emit(logging.WARNING, "telemetry_error", "m", logger="opentelemetry.x", error="e", suppressed=0)
     logs.events.emit(logging.INFO, "started", "m", version="1", target="t", interval=1, timeout=1,
                      flaky_interval=1, summary_interval=1, success_codes="200-299", log_format="json",
-                     loki_url=None, heartbeat_file=None, loki_tenant=None)  # fmt: skip
+                     loki_url=None, heartbeat_file=None, loki_tenant=None, targets_file=None)  # fmt: skip
     logs.events.emit(logging.INFO, "stopped", "m", probes=1, toggles=1)
     logs.events.emit(logging.WARNING, "loki_shipping", "m", state="failing", sent=0, failed=1, dropped=0,
                      abandoned=0, error="x")  # fmt: skip
