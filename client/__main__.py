@@ -13,9 +13,11 @@ from typing import TextIO
 
 from client import __version__
 from client.config import ConfigError, format_codes, parse_config
+from client.fleet import Fleet, fleet_toggle
 from client.logs import Logs, discard_stdout
 from client.monitor import Monitor, Stop, run
 from client.probe import redact
+from client.targets import load_targets
 from client.tracing import Tracing, trace_settings
 
 #: The exit status when stdout was closed under the client: 128 + SIGPIPE,
@@ -31,6 +33,7 @@ def main(
     try:
         config = parse_config(argv, environ)
         traces = trace_settings(os.environ if environ is None else environ)
+        targets = load_targets(config.targets, config, environ) if config.targets else ()
     except ConfigError as exc:
         sys.stderr.write(f"python -m client: error: {exc}\n")
         return 2
@@ -53,20 +56,31 @@ def main(
     signal.signal(signal.SIGINT, on_signal)
 
     tracing = Tracing(traces)
-    monitor = Monitor(config, logs.events, heartbeat=heartbeat, tracing=tracing)
+    monitor: Monitor | Fleet
+    if targets:
+        toggle = fleet_toggle(config)
+        monitor = Fleet(
+            targets, logs.events, config.summary_interval, toggle=toggle, heartbeat=heartbeat, tracing=tracing
+        )
+        what = f"monitoring {len(targets)} targets from {config.targets}"
+    else:
+        monitor = Monitor(config, logs.events, heartbeat=heartbeat, tracing=tracing)
+        what = f"monitoring {redact(config.status_url)} every {config.interval:g} s"
     logs.events.emit(
-        logging.INFO, "started",
-        f"monitoring {redact(config.status_url)} every {config.interval:g} s",
+        logging.INFO, "started", what,
         version=__version__, target=redact(config.target), interval=config.interval,
         timeout=config.timeout, flaky_interval=config.flaky_interval,
         summary_interval=config.summary_interval, success_codes=format_codes(config.success_codes),
         log_format=config.log_format, loki_url=config.loki_url and redact(config.loki_url),
-        heartbeat_file=config.heartbeat_file, loki_tenant=config.loki_tenant,
+        heartbeat_file=config.heartbeat_file, loki_tenant=config.loki_tenant, targets_file=config.targets,
     )  # fmt: skip
     restored = ""
     try:
-        run(monitor, stop)
-        restored = monitor.restore_flaky()
+        if isinstance(monitor, Fleet):
+            monitor.run(stop)
+        else:
+            run(monitor, stop)
+            restored = monitor.restore_flaky()
     finally:
         logs.events.emit(
             logging.INFO, "stopped", f"stopped after {monitor.probes} probes" + (f"; {restored}" if restored else ""),

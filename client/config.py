@@ -33,6 +33,8 @@ class Config:
     success_codes: frozenset[int]
     heartbeat_file: str | None = None
     loki_tenant: str | None = None
+    targets: str | None = None  # the targets file; None = --target alone
+    target_given: bool = False  # --target or TARGET_URL was set, not defaulted
 
     @property
     def status_url(self) -> str:
@@ -241,6 +243,15 @@ OPTIONS = (
         "status codes that count as success, e.g. 200-299,304",
         "CODES",
     ),
+    _Option(
+        "--targets",
+        "TARGETS_FILE",
+        _path,
+        None,
+        "YAML file of targets to probe instead of --target's /status (see client/targets.example.yml); "
+        "--target then only receives the flaky toggles, if given",
+        "FILE",
+    ),
 )
 
 
@@ -294,13 +305,16 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     argparse itself exits 2 on unknown flags and prints the help on -h.
     """
     environ = os.environ if environ is None else environ
-    config = Config(**resolve(OPTIONS, vars(_parser().parse_args(argv)), environ))
+    args = vars(_parser().parse_args(argv))
+    config = Config(
+        **resolve(OPTIONS, args, environ), target_given=args["target"] is not None or bool(environ.get("TARGET_URL"))
+    )
     if config.timeout >= config.interval:
         raise ConfigError(
             f"--timeout ({config.timeout:g} s) is not shorter than --interval ({config.interval:g} s): "
             "a probe could still run when the next one is due"
         )
-    if config.summary_interval < config.interval:
+    if config.summary_interval < config.interval and config.targets is None:  # else checked per target
         raise ConfigError(
             f"--summary-interval ({config.summary_interval:g} s) is shorter than --interval "
             f"({config.interval:g} s): a summary would see no probe"

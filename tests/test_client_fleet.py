@@ -1,0 +1,198 @@
+"""Many targets on one loop: no target waits for another, every target gets
+one probe record per slot, and every record names its target."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import signal
+import socket
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.config import parse_config
+from client.fleet import Fleet, judged, next_slot, offset, pool_size
+from client.logs import Logs
+from client.monitor import Stop
+from client.summary import DEGRADED, DOWN, HEALTHY, Summary
+from client.targets import Expect, Target
+from tests.conftest import ClientProcess, FaultServer, answer, read_request, schema_errors
+from tests.test_client_main import wait_for
+
+OK = frozenset({200})
+
+
+def ok(conn: socket.socket) -> None:
+    read_request(conn)
+    conn.sendall(answer("200 OK", b'{"status": "UP"}', "Content-Type: application/json\r\n"))
+
+
+def hang(conn: socket.socket) -> None:
+    read_request(conn)
+    conn.recv(1)
+
+
+def records(out: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_hung_target_delays_no_other(fault_server: Callable[..., FaultServer]) -> None:
+    """Six targets on one interval, one of them hanging for its whole
+    timeout: every target gets a record for every slot, the slots follow
+    each other by exactly the interval, and the others start on time."""
+    interval, timeout, runtime = 2.0, 1.5, 6.5
+    targets = [Target(f"ok-{i}", fault_server(ok).url + "/", "GET", interval, timeout, Expect(OK)) for i in range(5)]
+    targets.append(Target("hung", fault_server(hang).url + "/", "GET", interval, timeout, Expect(OK)))
+    starts: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    out = io.StringIO()
+    fleet = Fleet(
+        tuple(targets), Logs(parse_config([], {}), out).events, 30,
+        on_start=lambda name, slot, began: starts[name].append((slot, began)),
+    )  # fmt: skip
+    stop = Stop()
+    threading.Timer(runtime, stop.request).start()
+    fleet.run(stop)
+    stop.close()
+
+    lines = records(out)
+    probes = Counter(line["target"] for line in lines if line["event"] == "probe")
+    assert probes == Counter({name: len(starts[name]) for name in starts})
+    for target in targets:
+        slots = [slot for slot, _ in starts[target.name]]
+        assert len(slots) >= int(runtime / interval) - 1, target.name
+        assert all(abs(b - a - interval) < 1e-9 for a, b in itertools.pairwise(slots)), slots
+    late = [began - slot for name, series in starts.items() if name != "hung" for slot, began in series]
+    assert max(late) < 1.0, f"a probe started {max(late):.3f} s late behind the hung target"
+    hung = [line for line in lines if line["event"] == "probe" and line["target"] == "hung"]
+    assert {line["error_type"] for line in hung} == {"read_timeout"}
+    for line in lines:
+        assert schema_errors(line) == [], line
+
+
+def test_summaries_per_target_and_the_fleet(fault_server: Callable[..., FaultServer]) -> None:
+    up = fault_server(ok).url + "/"
+    targets = (
+        Target("up", up, "GET", 0.2, 0.15, Expect(OK)),
+        Target("wrong-body", up, "GET", 0.2, 0.15, Expect(OK, json=())),
+        Target("down", fault_server(hang).url + "/", "GET", 0.2, 0.1, Expect(OK)),
+    )
+    out = io.StringIO()
+    fleet = Fleet(targets, Logs(parse_config([], {}), out).events, 1.0)
+    stop = Stop()
+    threading.Timer(2.6, stop.request).start()
+    fleet.run(stop)
+    stop.close()
+    lines = records(out)
+    summaries = [line for line in lines if line["event"] == "summary"]
+    assert {line["target"] for line in summaries} == {"up", "wrong-body", "down"}
+    last = {line["target"]: line["verdict"] for line in summaries}
+    assert last["down"] == DOWN
+    assert last["up"] == HEALTHY
+    fleets = [line for line in lines if line["event"] == "fleet"]
+    assert len(fleets) >= 1
+    assert fleets[-1]["targets"] == 3
+    assert fleets[-1]["down"] == 1
+    changes = [(line["target"], line["verdict"]) for line in lines if line["event"] == "health_changed"]
+    assert ("down", DOWN) in changes
+    assert ("up", HEALTHY) in changes
+
+
+def test_offsets_are_stable_and_spread() -> None:
+    assert offset("api", 15) == offset("api", 15)
+    spread = sorted(offset(f"target-{i}", 15) for i in range(1000))
+    assert spread[0] >= 0
+    assert spread[-1] < 15
+    per_second = Counter(int(o) for o in spread)
+    assert max(per_second.values()) < 120, per_second  # 67 a second on average, never a burst of 1,000
+
+
+def test_next_slot_keeps_the_grid() -> None:
+    assert next_slot(10.0, 2.0, 10.5) == 12.0
+    assert next_slot(10.0, 2.0, 12.5) == 12.0  # overran: runs once at once
+    assert next_slot(10.0, 2.0, 17.0) == 18.0  # after a stall: the next slot to come
+
+
+def test_the_pool_fits_every_target_hanging_at_once() -> None:
+    targets = tuple(Target(f"t{i}", "http://x/", "GET", 15, 5, Expect(OK)) for i in range(1000))
+    assert 333 < pool_size(targets) <= 512
+    assert pool_size(targets[:1]) >= 1
+
+
+def test_max_duration_degrades_and_never_downs() -> None:
+    s = Summary(30, 10, 10, 100.0, 20.0, 600.0, 700.0, {}, DEGRADED, "p95 latency 600 ms >= 300 ms")
+    assert judged(s, 1.0).verdict == HEALTHY
+    assert judged(s, 0.5).verdict == DEGRADED
+    failing = Summary(30, 10, 2, 20.0, 20.0, 600.0, 700.0, {}, DOWN, "availability 20% < 50%")
+    assert judged(failing, 10).verdict == DOWN
+
+
+def test_targets_file_end_to_end(
+    tmp_path: Path, fault_server: Callable[..., FaultServer], client: ClientProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python -m client --targets: one record per probe, each naming its
+    target; a header's secret reaches the server and no record."""
+    seen: list[bytes] = []
+
+    def record_and_answer(conn: socket.socket) -> None:
+        seen.append(read_request(conn))
+        conn.sendall(answer("200 OK", b'{"status": "UP"}', "Content-Type: application/json\r\n"))
+
+    url = fault_server(record_and_answer).url
+    path = tmp_path / "targets.yml"
+    path.write_text(
+        f"""
+defaults: {{interval: 0.3, timeout: 0.2}}
+targets:
+  - name: api
+    url: {url}/health
+    headers: {{Authorization: "Bearer ${{API_TOKEN}}"}}
+    expect:
+      json: [{{query: status, equals: UP}}]
+  - name: api-wrong
+    url: {url}/health
+    expect:
+      body: {{not_matches: ['"UP"']}}
+"""
+    )
+    monkeypatch.setenv("API_TOKEN", "s3cret-token")
+    proc, lines, reader = client("--targets", str(path), "--summary-interval", "1", "--flaky-interval", "0")
+    wait_for(lines, "fleet")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    reader.join(5)
+    assert lines[0]["event"] == "started"
+    assert lines[0]["targets_file"] == str(path)
+    probes = [line for line in lines if line["event"] == "probe"]
+    assert {line["target"] for line in probes} == {"api", "api-wrong"}
+    assert all(line["success"] for line in probes if line["target"] == "api")
+    assert {line["error_type"] for line in probes if line["target"] == "api-wrong"} == {"body_mismatch"}
+    assert any(b"Bearer s3cret-token" in request for request in seen)
+    assert not any("s3cret" in json.dumps(line) for line in lines)
+    assert lines[-1]["event"] == "stopped"
+    assert lines[-1]["probes"] == len(probes)
+
+
+def test_a_probe_that_raises_still_gives_its_record() -> None:
+    def broken(_: Target) -> Any:
+        raise RuntimeError("bug")
+
+    out = io.StringIO()
+    fleet = Fleet(
+        (Target("t", "http://x.invalid/", "GET", 0.2, 0.1, Expect(OK)),), Logs(parse_config([], {}), out).events, 1
+    )
+    fleet.probe_fn = broken
+    stop = Stop()
+    threading.Timer(0.5, stop.request).start()
+    fleet.run(stop)
+    stop.close()
+    lines = records(out)
+    probes = [line for line in lines if line["event"] == "probe"]
+    assert probes
+    assert {line["error_type"] for line in probes} == {"unknown"}
+    assert any(line["event"] == "internal_error" for line in lines)
