@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -235,15 +236,28 @@ class BeforeTLS:
 
 
 class LoopbackCA:
-    """A certificate authority made for the test run: a server certificate
+    """A certificate authority made for the test run: server certificates
     for 127.0.0.1 and localhost, and the CA bundle a client must trust."""
 
     def __init__(self, tmp: Path) -> None:
-        ca = trustme.CA()
-        self.server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(self.server)
+        self._ca = trustme.CA()
+        self._servers: dict[int, ssl.SSLContext] = {}
+        self.server = self._context(self._ca.issue_cert("127.0.0.1", "localhost"))
         self.bundle = str(tmp / "ca.pem")
-        ca.cert_pem.write_to_path(self.bundle)
+        self._ca.cert_pem.write_to_path(self.bundle)
+
+    def expiring(self, days: int) -> ssl.SSLContext:
+        """A server context whose certificate expires in days."""
+        if days not in self._servers:
+            not_after = datetime.now(UTC) + timedelta(days=days)
+            self._servers[days] = self._context(self._ca.issue_cert("127.0.0.1", "localhost", not_after=not_after))
+        return self._servers[days]
+
+    @staticmethod
+    def _context(cert: trustme.LeafCert) -> ssl.SSLContext:
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server)
+        return server
 
 
 @pytest.fixture(scope="session")

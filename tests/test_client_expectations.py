@@ -5,9 +5,11 @@ servers, https included, are in test_client_blackbox.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
+import jmespath
 import pytest
 import requests_mock
 
@@ -20,8 +22,6 @@ OK = {"status_code": 200, "text": '{"status": "UP", "checks": [1, 2]}', "headers
 
 
 def rule(query: str, equals: Any) -> JsonRule:
-    import jmespath
-
     return JsonRule(query, equals, jmespath.compile(query))
 
 
@@ -134,16 +134,14 @@ def test_the_first_failure_in_the_order_is_reported() -> None:
 
 
 def _without(expect: Expect, kind: str) -> Expect:
-    from dataclasses import replace
-
-    fields = {
+    fields: dict[str, dict[str, Any]] = {
         "http_status": {"status": frozenset({200})},
         "header_mismatch": {"headers": ()},
         "body_mismatch": {"body_matches": ()},
         "json_mismatch": {"json": ()},
         "tls_expiring": {"tls_min_days": None},
     }
-    return replace(expect, **fields[kind])
+    return dataclasses.replace(expect, **fields[kind])
 
 
 def test_every_new_error_type_is_in_the_taxonomy() -> None:
