@@ -123,9 +123,13 @@ class Fleet:
     on_start: OnStart | None = None
     probes: int = 0
     toggles: int = 0
+    started: float = 0.0  # when run() began, by clock: slots count from it
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        # Tracing hands a root span its IDs through a generator shared by
+        # every span: one result at a time, or a child could take them.
+        self._tracing_lock = threading.Lock()
         self._states = {t.name: _State(t, Window(self.summary_interval)) for t in self.targets}
 
     def probe_once(self, target: Target, slot: float) -> None:
@@ -149,7 +153,8 @@ class Fleet:
             if summary.verdict != state.verdict:
                 self.events.health_changed(state.verdict, summary, target.name)
                 state.verdict = summary.verdict
-        self.tracing.record(result)
+        with self._tracing_lock:
+            self.tracing.record(result)
 
     def summarize(self) -> None:
         """A summary record per target, then the fleet's."""
@@ -169,13 +174,14 @@ class Fleet:
             seq = self.toggles
         result = self.toggle_fn(toggle.url, toggle.budget)
         self.events.flaky_toggle(seq, result)
-        self.tracing.record(result)
+        with self._tracing_lock:
+            self.tracing.record(result)
 
     def run(self, stop: Stop) -> None:
         """Probe every target on its slots until a stop is requested; the
         probes in flight then end within their timeouts, and no queued one
         starts."""
-        start = self.clock()
+        start = self.started = self.clock()
         slots = [(start + offset(t.name, t.interval), i) for i, t in enumerate(self.targets)]
         heapq.heapify(slots)
         jobs = [_Job(start + self.summary_interval, self.summary_interval, self._guarded("summary", self.summarize))]

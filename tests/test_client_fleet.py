@@ -9,8 +9,9 @@ import json
 import signal
 import socket
 import threading
+import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,14 @@ from client.config import parse_config
 from client.fleet import Fleet, judged, next_slot, offset, pool_size
 from client.logs import Logs
 from client.monitor import Stop
+from client.probe import ProbeResult
 from client.summary import DEGRADED, DOWN, HEALTHY, Summary
 from client.targets import Expect, Target
-from tests.conftest import ClientProcess, FaultServer, answer, read_request, schema_errors
+from client.tracing import TraceSettings, Tracing
+from client.transport import Phase
+from tests.conftest import ClientProcess, FaultServer, answer, read_request, schema_errors, stand_ins
 from tests.test_client_main import wait_for
+from tests.test_traces import OTLPReceiver
 
 OK = frozenset({200})
 
@@ -196,3 +201,54 @@ def test_a_probe_that_raises_still_gives_its_record() -> None:
     assert probes
     assert {line["error_type"] for line in probes} == {"unknown"}
     assert any(line["event"] == "internal_error" for line in lines)
+
+
+@pytest.fixture
+def otlp() -> Iterator[Callable[[str], OTLPReceiver]]:
+    yield from stand_ins(OTLPReceiver)
+
+
+def test_concurrent_probes_keep_their_own_trace_ids(otlp: Callable[[str], OTLPReceiver]) -> None:
+    """Workers record spans at once; each root span keeps the IDs its probe
+    sent, and no child takes them."""
+    receiver = otlp("ok")
+    counter = itertools.count()
+
+    def fake_probe(target: Target) -> ProbeResult:
+        n = next(counter)
+        phases = tuple(Phase(p, i / 1000, (i + 1) / 1000) for i, p in enumerate(("dns", "connect", "wait", "transfer")))
+        return ProbeResult(
+            "GET", target.url, 200, 4.0, True, None, None, f"{n + 1:032x}",
+            span_id=f"{n + 1:016x}", started_at=time.time(), phases=phases,
+        )  # fmt: skip
+
+    targets = tuple(Target(f"t{i}", f"http://t{i}.invalid/", "GET", 0.05, 0.04, Expect(OK)) for i in range(40))
+    tracing = Tracing(TraceSettings(receiver.url + "/v1/traces", 5.0))
+    fleet = Fleet(targets, Logs(parse_config([], {}), io.StringIO()).events, 1, tracing=tracing, probe_fn=fake_probe)
+    stop = Stop()
+    threading.Timer(1.5, stop.request).start()
+    fleet.run(stop)
+    stop.close()
+    tracing.close()
+    roots = [s for s in receiver.spans if not s.parent_id]
+    children = [s for s in receiver.spans if s.parent_id]
+    assert len(roots) == fleet.probes
+    assert all(r.trace_id == f"{int(r.span_id, 16):032x}" for r in roots)
+    assert len({s.span_id for s in receiver.spans}) == len(receiver.spans)
+    by_id = {r.span_id: r for r in roots}
+    assert all(c.parent_id in by_id and by_id[c.parent_id].trace_id == c.trace_id for c in children)
+
+
+def test_the_example_file_runs(client: ClientProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example's hosts do not resolve here: every target still gets its
+    records, each failing as dns (or dns_timeout) under its own name."""
+    monkeypatch.setenv("SHOP_API_TOKEN", "s3cret")
+    proc, lines, reader = client("--targets", "client/targets.example.yml", "--flaky-interval", "0")
+    wait_for(lines, "probe", timeout=20)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    reader.join(5)
+    assert lines[0]["targets_file"] == "client/targets.example.yml"
+    probes = [line for line in lines if line["event"] == "probe"]
+    assert {line["target"] for line in probes} <= {"status-server", "shop-api", "docs-site", "cdn-edge"}
+    assert all(line["error_type"] in ("dns", "dns_timeout", "connect_refused") for line in probes), probes
