@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from client.config import parse_config
-from client.fleet import Fleet, judged, next_slot, offset, pool_size
+from client.fleet import Fleet, Toggle, fleet_toggle, judged, next_slot, offset, pool_size
 from client.logs import Logs
 from client.monitor import Stop
 from client.probe import ProbeResult
@@ -252,3 +252,23 @@ def test_the_example_file_runs(client: ClientProcess, monkeypatch: pytest.Monkey
     probes = [line for line in lines if line["event"] == "probe"]
     assert {line["target"] for line in probes} <= {"status-server", "shop-api", "docs-site", "cdn-edge"}
     assert all(line["error_type"] in ("dns", "dns_timeout", "connect_refused") for line in probes), probes
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "toggle"),
+    [
+        (["--targets", "f.yml"], {}, None),
+        (["--targets", "f.yml", "--target", "http://s:1"], {}, Toggle("http://s:1/flaky", 10, 2)),
+        (["--targets", "f.yml"], {"TARGET_URL": "http://s:1"}, Toggle("http://s:1/flaky", 10, 2)),
+        (["--targets", "f.yml", "--target", "http://s:1", "--flaky-interval", "0"], {}, None),
+        (
+            ["--targets", "f.yml", "--target", "http://s:1", "--flaky-interval", "1"],
+            {},
+            Toggle("http://s:1/flaky", 1, 0.9),
+        ),
+    ],
+)
+def test_with_targets_only_a_given_target_is_toggled(
+    argv: list[str], environ: dict[str, str], toggle: Toggle | None
+) -> None:
+    assert fleet_toggle(parse_config(argv, environ)) == toggle
