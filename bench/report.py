@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
 
-from . import accuracy, cost, rhythm, scrape, throughput
+from . import accuracy, cost, fleet, rhythm, scrape, throughput
 from .processes import ROOT, Run, blackbox_binary
 from .stats import table
 
@@ -24,6 +24,7 @@ TABLES: list[Callable[[Run], dict[str, str]]] = [
     cost.measure,
     throughput.measure,
     scrape.measure,
+    fleet.measure,
 ]
 TEMPLATE = Path(__file__).with_name("template.md")
 

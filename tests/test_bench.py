@@ -23,7 +23,7 @@ def test_smoke_run_writes_every_table(tmp_path: Path, server_binary: Path) -> No
     )
     text = out.read_text()
     headings = re.findall(r"^## (\d)\. ", text, re.M)
-    assert headings == ["1", "2", "3", "4", "5"]
+    assert headings == ["1", "2", "3", "4", "5", "6"]
     for section in re.split(r"^## \d\. ", text, flags=re.M)[1:]:
         rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("|---")]
         assert len(rows) >= 3, f"a table with a header and rows:\n{section}"
