@@ -81,31 +81,36 @@ def test_a_hung_target_delays_no_other(fault_server: Callable[..., FaultServer])
 
 
 def test_summaries_per_target_and_the_fleet(fault_server: Callable[..., FaultServer]) -> None:
-    up = fault_server(ok).url + "/"
+    """A verdict per target (max_duration makes a slow one degraded, not
+    down), and the fleet's counts."""
+
+    def slow(conn: socket.socket) -> None:
+        read_request(conn)
+        time.sleep(0.2)
+        conn.sendall(answer("200 OK", b"OK"))
+
     targets = (
-        Target("up", up, "GET", 0.2, 0.15, Expect(OK)),
-        Target("wrong-body", up, "GET", 0.2, 0.15, Expect(OK, json=())),
-        Target("down", fault_server(hang).url + "/", "GET", 0.2, 0.1, Expect(OK)),
+        Target("up", fault_server(ok).url + "/", "GET", 1.2, 1.0, Expect(OK, max_duration=30)),
+        Target("slow", fault_server(slow).url + "/", "GET", 1.2, 1.0, Expect(OK, max_duration=0.1)),
+        Target("down", fault_server(hang).url + "/", "GET", 1.2, 0.3, Expect(OK)),
     )
     out = io.StringIO()
-    fleet = Fleet(targets, Logs(parse_config([], {}), out).events, 1.0)
+    fleet = Fleet(targets, Logs(parse_config([], {}), out).events, 2.5)
     stop = Stop()
-    threading.Timer(2.6, stop.request).start()
+    threading.Timer(5.5, stop.request).start()
     fleet.run(stop)
     stop.close()
     lines = records(out)
     summaries = [line for line in lines if line["event"] == "summary"]
-    assert {line["target"] for line in summaries} == {"up", "wrong-body", "down"}
     last = {line["target"]: line["verdict"] for line in summaries}
-    assert last["down"] == DOWN
-    assert last["up"] == HEALTHY
+    assert last == {"up": HEALTHY, "slow": DEGRADED, "down": DOWN}
     fleets = [line for line in lines if line["event"] == "fleet"]
-    assert len(fleets) >= 1
-    assert fleets[-1]["targets"] == 3
-    assert fleets[-1]["down"] == 1
+    assert len(fleets) == len(summaries) / 3
+    assert {k: fleets[-1][k] for k in ("targets", "healthy", "degraded", "down", "unknown")} == {
+        "targets": 3, "healthy": 1, "degraded": 1, "down": 1, "unknown": 0
+    }  # fmt: skip
     changes = [(line["target"], line["verdict"]) for line in lines if line["event"] == "health_changed"]
-    assert ("down", DOWN) in changes
-    assert ("up", HEALTHY) in changes
+    assert {("up", HEALTHY), ("slow", DEGRADED), ("down", DOWN)} <= set(changes)
 
 
 def test_offsets_are_stable_and_spread() -> None:
@@ -152,7 +157,7 @@ def test_targets_file_end_to_end(
     path = tmp_path / "targets.yml"
     path.write_text(
         f"""
-defaults: {{interval: 0.3, timeout: 0.2}}
+defaults: {{interval: 0.5, timeout: 0.45}}
 targets:
   - name: api
     url: {url}/health
@@ -175,8 +180,11 @@ targets:
     assert lines[0]["targets_file"] == str(path)
     probes = [line for line in lines if line["event"] == "probe"]
     assert {line["target"] for line in probes} == {"api", "api-wrong"}
-    assert all(line["success"] for line in probes if line["target"] == "api")
-    assert {line["error_type"] for line in probes if line["target"] == "api-wrong"} == {"body_mismatch"}
+    # a loaded machine may time a probe out; anything else is a bug
+    assert {line["error_type"] for line in probes if line["target"] == "api"} <= {None, "read_timeout"}
+    assert {line["error_type"] for line in probes if line["target"] == "api-wrong"} <= {"body_mismatch", "read_timeout"}
+    assert any(line["success"] for line in probes if line["target"] == "api")
+    assert any(line["error_type"] == "body_mismatch" for line in probes)
     assert any(b"Bearer s3cret-token" in request for request in seen)
     assert not any("s3cret" in json.dumps(line) for line in lines)
     assert lines[-1]["event"] == "stopped"
@@ -193,7 +201,7 @@ def test_a_probe_that_raises_still_gives_its_record() -> None:
     )
     fleet.probe_fn = broken
     stop = Stop()
-    threading.Timer(0.5, stop.request).start()
+    threading.Timer(1.0, stop.request).start()
     fleet.run(stop)
     stop.close()
     lines = records(out)
