@@ -175,13 +175,17 @@ def _target(raw: dict[str, Any], config: Config, environ: Mapping[str, str]) -> 
         raise _FieldError(
             "interval", f"{interval:g} s is longer than --summary-interval ({config.summary_interval:g} s)"
         )
+    method = raw.get("method", "GET")
+    for kind in ("body", "json"):
+        if method == "HEAD" and kind in raw["expect"]:
+            raise _FieldError(f"expect.{kind}", "the answer to a HEAD request has no body to check")
     ca_file = raw.get("ca_file", "")
     if ca_file and not Path(ca_file).is_file():
         raise _FieldError("ca_file", f"{ca_file!r} is not a file")
     return Target(
         name=raw["name"],
         url=url,
-        method=raw.get("method", "GET"),
+        method=method,
         interval=interval,
         timeout=timeout,
         expect=_expect(raw["expect"], config),

@@ -134,6 +134,10 @@ BAD = {
     "negative max_duration": (ONE + "    expect: {max_duration: -1}\n", "field expect.max_duration: -1 is less than"),
     "missing ca_file": (ONE + "    ca_file: /no/such.pem\n", "field ca_file: '/no/such.pem' is not a file"),
     "interval over summary": (ONE + "    interval: 60\n", "field interval: 60 s is longer than --summary-interval"),
+    "body expected of HEAD": (
+        ONE + "    method: HEAD\n    expect: {body: {matches: [ok]}}\n",
+        "field expect.body: the answer to a HEAD request has no body to check",
+    ),
     "not YAML": ("targets: [\n", "not YAML"),
 }
 
@@ -173,3 +177,10 @@ def _parses(text: str) -> bool:
     except yaml.YAMLError:
         return False
     return True
+
+
+def test_with_targets_the_summary_interval_is_checked_per_target(tmp_path: Path) -> None:
+    """--interval's check against --summary-interval is the targets' own."""
+    path = write(tmp_path, "targets: [{name: a, url: 'http://a.invalid/', interval: 0.5, timeout: 0.4}]")
+    config = parse_config(["--targets", path, "--summary-interval", "1"], {})
+    assert load_targets(path, config, {})[0].interval == 0.5
