@@ -13,11 +13,13 @@ A job that overran its next slot runs once at once rather than being
 dropped; after a longer stall (more than two periods: a suspended machine)
 it moves on to the next slot to come, on the same grid. When several jobs
 are due, the one with the earliest slot runs first; at the same slot, the
-one registered first.
+one registered first. The slots wait in a heap ordered that way, so
+finding the next due job costs the same for 1,000 jobs as for three.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable
@@ -46,6 +48,10 @@ class Slot:
         """When the next slot is, on the grid's clock."""
         return origin + self.first + self.k * self.period
 
+    def key(self, origin: float) -> tuple[int, int]:
+        """Its place among the slots: the earliest first, then the first registered."""
+        return round(self.at(origin) / SAME_SLOT_S), self.order
+
 
 class Grid:
     """Jobs, each run on the slots origin + first + k x period of a
@@ -55,7 +61,9 @@ class Grid:
         self.clock = clock
         self.origin = clock()
         self.scheduler = schedule.Scheduler()  # the registry of jobs
-        self._slots: list[Slot] = []
+        self.due_at = self.origin  # the slot (by the clock) of the job running, or last run
+        self._slots: list[tuple[tuple[int, int], Slot]] = []  # a heap, by Slot.key
+        self._count = 0
 
     def every(self, period: float, job: Callable[[], None], first: float | None = None) -> Slot:
         """Run job every period seconds, the first time first seconds after
@@ -63,8 +71,9 @@ class Grid:
         if not period > 0:
             raise ValueError(f"period {period!r} is not positive")
         registered: schedule.Job = self.scheduler.every(period).seconds.do(job)  # type: ignore[arg-type]
-        slot = Slot(registered, period, period if first is None else first, len(self._slots))
-        self._slots.append(slot)
+        slot = Slot(registered, period, period if first is None else first, self._count)
+        self._count += 1
+        heapq.heappush(self._slots, (slot.key(self.origin), slot))
         return slot
 
     def seconds_to(self, slot: Slot) -> float:
@@ -75,24 +84,23 @@ class Grid:
         """Seconds until the next job is due; 0 when one is due now."""
         if not self._slots:
             return math.inf
-        return max(min(self.seconds_to(slot) for slot in self._slots), 0.0)
+        return max(self.seconds_to(self._slots[0][1]), 0.0)
 
     def run_pending(self, go_on: Callable[[], bool] = lambda: True) -> int:
         """Run every job that is due, earliest slot first; before each one,
         stop if go_on() is false. Returns how many jobs ran."""
         ran = 0
         while go_on() and (slot := self._due()) is not None:
+            self.due_at = slot.at(self.origin)
             self._advance(slot)
             slot.job.job_func()  # type: ignore[misc]
             ran += 1
         return ran
 
     def _due(self) -> Slot | None:
-        now = self.clock()
-        due = [slot for slot in self._slots if slot.at(self.origin) <= now]
-        if not due:
+        if not self._slots or self._slots[0][1].at(self.origin) > self.clock():
             return None
-        return min(due, key=lambda s: (round(s.at(self.origin) / SAME_SLOT_S), s.order))
+        return self._slots[0][1]
 
     def _advance(self, slot: Slot) -> None:
         """Move slot to its next slot, before its job runs: one slot on, or
@@ -101,3 +109,4 @@ class Grid:
         slot.k += 1
         if slot.at(self.origin) + slot.period <= now:
             slot.k = math.floor((now - self.origin - slot.first) / slot.period) + 1
+        heapq.heapreplace(self._slots, (slot.key(self.origin), slot))

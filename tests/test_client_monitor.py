@@ -397,6 +397,24 @@ def test_the_grid_keeps_its_slots_through_overruns_and_stalls() -> None:
     assert grid.idle_seconds() == pytest.approx(0.8)
 
 
+def test_a_grid_of_a_thousand_jobs_runs_them_in_slot_order() -> None:
+    """1,000 jobs spread over a period (the fleet's targets): each due job
+    runs once per slot, earliest slot first, ties by registration, and each
+    knows its slot (due_at)."""
+    now = [0.0]
+    grid = Grid(lambda: now[0])
+    ran: list[tuple[float, int]] = []
+    for i in range(1000):
+        grid.every(10.0, lambda i=i: ran.append((grid.due_at, i)), first=(i * 7 % 1000) / 100)
+    now[0] = 9.995  # every job's first slot has come, no second one
+    assert grid.run_pending() == 1000
+    now[0] = 19.995
+    assert grid.run_pending() == 1000
+    assert ran == sorted(ran)
+    assert len({i for _, i in ran[:1000]}) == 1000
+    assert grid.idle_seconds() == pytest.approx(0.005)  # the job whose slots are 0, 10, 20...
+
+
 def test_a_summary_at_the_defaults_counts_10_probes() -> None:
     """The README's "10 probes in its 30 s window": probes every 3 s, each
     counted from its slot, the summary at 30 s after that slot's probe. (By
