@@ -80,7 +80,7 @@ def main(
             monitor.run(stop)
         else:
             run(monitor, stop)
-            restored = monitor.restore_flaky()
+        restored = monitor.restore_flaky()
     finally:
         logs.events.emit(
             logging.INFO, "stopped", f"stopped after {monitor.probes} probes" + (f"; {restored}" if restored else ""),

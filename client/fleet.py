@@ -1,14 +1,14 @@
 """Many targets on one loop, none waiting for another.
 
-The loop is plain and synchronous, and the only owner of time: it keeps
-each target's next slot in a heap on time.monotonic() (a wall-clock step
-cannot stall it), and when slots come due it hands their probes to a
-bounded thread pool and goes straight back to its slots. It never waits
-for a probe: a hung target holds one worker for at most its timeout, which
-is shorter than its interval, so its own next slot finds it done, and no
-other target's slot waits behind it.
+The loop is the status server's: a plain synchronous loop of schedule
+jobs, each on its own slots of a monotonic clock (client.grid), and the
+only owner of time. Each target is one job, every interval from a stable
+offset; its job hands the probe to a bounded thread pool and returns at
+once, so the loop never waits for a probe: a hung target holds one worker
+for at most its timeout, which is shorter than its interval, so its own
+next slot finds it done, and no other target's slot waits behind it.
 
-Targets of the same interval are spread over it by a stable offset (a hash
+Targets of the same interval are spread over it by their offsets (a hash
 of the name), so 1,000 targets never fire in one burst, and a target's
 slots are the same from one run to the next. Per-target state (window,
 verdict, count) lives here, keyed by name, under one lock.
@@ -17,8 +17,6 @@ verdict, count) lives here, keyed by name, under one lock.
 from __future__ import annotations
 
 import contextlib
-import functools
-import heapq
 import math
 import threading
 import time
@@ -30,8 +28,9 @@ from pathlib import Path
 
 from client.config import Config
 from client.expectations import probe_target
-from client.monitor import Stop
-from client.probe import ProbeResult, ToggleResult, hide_password, redact, toggle_flaky
+from client.grid import Grid
+from client.monitor import RESTORE_BUDGET_S, Heartbeat, Stop, crashed, each, restore_flaky
+from client.probe import ProbeResult, ToggleResult, toggle_flaky
 from client.records import Events
 from client.summary import DEGRADED, DEGRADED_BELOW, HEALTHY, Summary, Window
 from client.targets import Target
@@ -40,8 +39,9 @@ from client.transport import Clock
 
 #: The pool never grows beyond this many threads.
 MAX_WORKERS = 512
-#: The loop wakes at least this often (to touch the heartbeat file).
-MAX_SLEEP_S = 1.0
+#: Seconds between touches of the heartbeat file (a job on the loop itself:
+#: the file says the loop is alive, whatever the probes do).
+HEARTBEAT_S = 0.5
 
 #: Called in the worker as a probe starts, with the target's name, its slot
 #: and the start (both by the loop's clock): for tests and the benchmark.
@@ -59,15 +59,6 @@ def pool_size(targets: tuple[Target, ...]) -> int:
     busy plus four standard deviations and four."""
     busy = sum(t.timeout / t.interval for t in targets)
     return min(MAX_WORKERS, math.ceil(busy + 4 * math.sqrt(busy) + 4))
-
-
-def next_slot(slot: float, interval: float, now: float) -> float:
-    """The slot after slot; after a stall longer than an interval (a
-    suspended machine), the first slot of the grid still to come."""
-    following = slot + interval
-    if following + interval > now:
-        return following
-    return slot + math.ceil((now - slot) / interval) * interval
 
 
 def judged(s: Summary, max_duration: float) -> Summary:
@@ -123,38 +114,49 @@ class Fleet:
     on_start: OnStart | None = None
     probes: int = 0
     toggles: int = 0
-    started: float = 0.0  # when run() began, by clock: slots count from it
+    started: float = 0.0  # the grid's origin, by clock: slots count from it
+    flaky_after: bool | None = None  # the flaky mode after this client's last toggle, if told
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         # Tracing hands a root span its IDs through a generator shared by
         # every span: one result at a time, or a child could take them.
         self._tracing_lock = threading.Lock()
-        self._states = {t.name: _State(t, Window(self.summary_interval)) for t in self.targets}
+        origin = self.clock()
+        self._states = {t.name: _State(t, Window(self.summary_interval, origin=origin)) for t in self.targets}
 
     def probe_once(self, target: Target, slot: float) -> None:
-        """One probe, one record, whatever happens in the probe (in a worker)."""
+        """One probe, one record, whatever happens in the probe (in a worker).
+        Each side effect (the record, the verdict, the span) runs even when
+        another one failed."""
+        started = self.clock()  # the window counts a probe from its start, not from its end
         if self.on_start is not None:
-            self.on_start(target.name, slot, self.clock())
+            self.on_start(target.name, slot, started)
         try:
             result = self.probe_fn(target)
         except Exception as exc:  # noqa: BLE001 - a bug in the probe is still a probe's outcome
-            self.events.internal_error("probe", exc)
-            error = hide_password(f"{type(exc).__name__}: {exc}", target.url)[:200]
-            result = ProbeResult(target.method, redact(target.url), None, 0.0, False, "unknown", error, "")
+            result = crashed(self.events, exc, target.method, target.url)
         with self._lock:
             state = self._states[target.name]
             state.seq += 1
             self.probes += 1
             now = self.clock()
-            state.window.add(now, result)
-            self.events.probe(state.seq, result, target.name)
-            summary = judged(state.window.summary(now), target.expect.max_duration)
-            if summary.verdict != state.verdict:
-                self.events.health_changed(state.verdict, summary, target.name)
-                state.verdict = summary.verdict
-        with self._tracing_lock:
-            self.tracing.record(result)
+            each(
+                self.events, "probe", (
+                    lambda: self.events.probe(state.seq, result, target.name),
+                    lambda: state.window.add(started, result),
+                    lambda: self._judge(state, now),
+                ),
+                target.url,
+            )  # fmt: skip
+        with self._tracing_lock:  # last: the record and the verdict come first
+            each(self.events, "probe", (lambda: self.tracing.record(result),), target.url)
+
+    def _judge(self, state: _State, now: float) -> None:
+        summary = judged(state.window.summary(now), state.target.expect.max_duration)
+        if summary.verdict != state.verdict:
+            self.events.health_changed(state.verdict, summary, state.target.name)
+            state.verdict = summary.verdict
 
     def summarize(self) -> None:
         """A summary record per target, then the fleet's."""
@@ -168,49 +170,66 @@ class Fleet:
             self.events.summary(summary, name)
         self.events.fleet({name: summary.verdict for name, summary in summaries})
 
-    def toggle_once(self, toggle: Toggle) -> None:
+    def toggle_once(self, toggle: Toggle, restore: bool = False) -> ToggleResult:
         with self._lock:
             self.toggles += 1
             seq = self.toggles
         result = self.toggle_fn(toggle.url, toggle.budget)
-        self.events.flaky_toggle(seq, result)
+        self.flaky_after = result.flaky
+        self.events.flaky_toggle(seq, result, restore=restore)
         with self._tracing_lock:
             self.tracing.record(result)
+        return result
+
+    def restore_flaky(self) -> str:
+        """At stop: turn flaky mode back off if this client's toggles left
+        it on, as the status server's loop does (see monitor.restore_flaky)."""
+        if self.toggle is None:
+            return ""
+        last = replace(self.toggle, budget=min(self.toggle.budget, RESTORE_BUDGET_S))
+        return restore_flaky(self.flaky_after, self.toggles, lambda: self.toggle_once(last, restore=True))
 
     def run(self, stop: Stop) -> None:
         """Probe every target on its slots until a stop is requested; the
         probes in flight then end within their timeouts, and no queued one
-        starts."""
-        start = self.started = self.clock()
-        slots = [(start + offset(t.name, t.interval), i) for i, t in enumerate(self.targets)]
-        heapq.heapify(slots)
-        jobs = [_Job(start + self.summary_interval, self.summary_interval, self._guarded("summary", self.summarize))]
-        if self.toggle is not None:
-            toggle_job = functools.partial(self._guarded("flaky_toggle", self.toggle_once), self.toggle)
-            jobs.append(_Job(start + self.toggle.interval, self.toggle.interval, toggle_job))
+        starts. Every job on the grid returns at once: probes, summaries
+        and toggles run on the pool, the heartbeat on the loop."""
+        grid = Grid(self.clock)
+        self.started = grid.origin
         pool = ThreadPoolExecutor(pool_size(self.targets), thread_name_prefix="probe")
-        touched = start
+        probe = self._guarded("probe", self.probe_once)
+
+        def on_pool(job: Callable[..., None], *args: object) -> Callable[[], None]:
+            """A grid job that hands job to the pool and returns at once."""
+
+            def submit() -> None:
+                pool.submit(job, *args)
+
+            return submit
+
+        def start(target: Target) -> Callable[[], None]:
+            """Target's grid job: its probe, told the slot it is for, on the pool."""
+
+            def submit() -> None:
+                pool.submit(probe, target, grid.due_at)
+
+            return submit
+
+        for target in self.targets:
+            grid.every(target.interval, start(target), first=offset(target.name, target.interval))
+        grid.every(self.summary_interval, on_pool(self._guarded("summary", self.summarize)))
+        if self.toggle is not None:
+            grid.every(self.toggle.interval, on_pool(self._guarded("flaky_toggle", self.toggle_once), self.toggle))
+        if self.heartbeat is not None:
+            grid.every(HEARTBEAT_S, self._guarded("heartbeat", Heartbeat(self.heartbeat, self.events).beat), first=0)
         try:
             while not stop.requested:
-                now = self.clock()
-                while slots[0][0] <= now and not stop.requested:
-                    slot, i = slots[0]
-                    target = self.targets[i]
-                    pool.submit(self._guarded("probe", self.probe_once), target, slot)
-                    heapq.heapreplace(slots, (next_slot(slot, target.interval, now), i))
-                for job in jobs:
-                    if job.due <= now and not stop.requested:
-                        pool.submit(job.run)
-                        job.due = next_slot(job.due, job.period, now)
-                if self.heartbeat is not None and now - touched >= MAX_SLEEP_S / 2:
-                    self.heartbeat.touch()
-                    touched = now
-                wake = min(slots[0][0], *(job.due for job in jobs), now + MAX_SLEEP_S)
-                stop.wait(wake - self.clock())
+                grid.run_pending(lambda: not stop.requested)
+                stop.wait(grid.idle_seconds())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _guarded(self, name: str, job: Callable[..., None]) -> Callable[..., None]:
+    def _guarded(self, name: str, job: Callable[..., object]) -> Callable[..., None]:
         """job, with any exception logged: a worker's exception would
         otherwise vanish into its future."""
 
@@ -222,10 +241,3 @@ class Fleet:
                     self.events.internal_error(name, exc)
 
         return run_job
-
-
-@dataclass
-class _Job:
-    due: float
-    period: float
-    run: Callable[[], None]

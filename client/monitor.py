@@ -11,7 +11,7 @@ import contextlib
 import os
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from client.config import Config
@@ -69,6 +69,67 @@ class Stop:
         os.close(write)
 
 
+def each(events: Events, job: str, effects: Iterable[Callable[[], None]], url: str = "") -> None:
+    """Run every effect, even when an earlier one failed: one failing side
+    effect (a record, the verdict, a span) must not cancel the others. Each
+    failure is an internal_error record, if that can be written, with the
+    password of url hidden."""
+    for effect in effects:
+        try:
+            effect()
+        except Exception as exc:  # noqa: BLE001 - one failing side effect must not cancel the others
+            with contextlib.suppress(Exception):
+                events.internal_error(job, exc, url)
+
+
+def crashed(events: Events, exc: Exception, method: str, url: str) -> ProbeResult:
+    """The result of a probe that raised (a bug in the client): still a
+    probe's outcome, `unknown`, and an internal_error record, the password
+    of url hidden in both."""
+    with contextlib.suppress(Exception):
+        events.internal_error("probe", exc, url)
+    error = hide_password(f"{type(exc).__name__}: {exc}", url)[:200]
+    return ProbeResult(method, redact(url), None, 0.0, False, "unknown", error, "")
+
+
+class Heartbeat:
+    """The heartbeat file: touched on every beat; a heartbeat record says
+    once when touching starts failing and once when it works again, not
+    once per beat."""
+
+    def __init__(self, path: Path | None, events: Events) -> None:
+        self.path = path
+        self.events = events
+        self.error: str | None = None  # why the file cannot be touched
+
+    def beat(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.touch()
+        except OSError as exc:
+            if self.error is None:
+                self.error = f"{type(exc).__name__}: {exc}"[:300]
+                self.events.heartbeat("failing", str(self.path), self.error)
+            return
+        if self.error is not None:
+            self.error = None
+            self.events.heartbeat("recovered", str(self.path), None)
+
+
+def restore_flaky(flaky_after: bool | None, toggles: int, send: Callable[[], ToggleResult]) -> str:
+    """At stop: turn flaky mode back off with send() if this client's
+    toggles left it on. Returns what happened, for the stopped record; ""
+    when the toggles left it off or none was sent."""
+    if flaky_after is False or (flaky_after is None and toggles == 0):
+        return ""
+    if flaky_after is None:
+        return "flaky mode unknown (the last toggle got no answer that says): not restored"
+    if send().flaky is False:
+        return "flaky mode turned back off"
+    return "flaky mode may still be on: the restoring toggle failed"
+
+
 class Monitor:
     """The jobs, and the state they share: counters, the window, the verdict."""
 
@@ -87,13 +148,12 @@ class Monitor:
         self.clock = clock
         self.probe_fn = probe_fn
         self.toggle_fn = toggle_fn
-        self.heartbeat = heartbeat
+        self.heartbeat = Heartbeat(heartbeat, events)
         self.tracing = tracing or Tracing(None)
         self.window = Window(config.summary_interval, origin=clock())
         self.verdict: str | None = None
         self.flaky_after: bool | None = None  # the flaky mode after this client's last toggle, if told
         self.toggles_sent = 0  # toggles counts the skipped ones too
-        self.heartbeat_error: str | None = None  # why the heartbeat file cannot be touched
         self.probes = 0
         self.toggles = 0
 
@@ -106,39 +166,18 @@ class Monitor:
         try:
             result = self.probe_fn(self.config.status_url, self.config.timeout, self.config.success_codes)
         except Exception as exc:  # noqa: BLE001 - a bug in the probe is still a probe's outcome
-            self.events.internal_error("probe", exc, self.config.target)
-            error = hide_password(f"{type(exc).__name__}: {exc}", self.config.target)[:200]
-            result = ProbeResult("GET", redact(self.config.status_url), None, 0.0, False, "unknown", error, "")
+            result = crashed(self.events, exc, "GET", self.config.status_url)
         now = self.clock()
-        effects: tuple[Callable[[], None], ...] = (
-            lambda: self.events.probe(self.probes, result),
-            lambda: self.window.add(started, result),
-            self._beat,
-            lambda: self._judge(now),
-            lambda: self.tracing.record(result),  # last: the record, the heartbeat and the verdict come first
-        )
-        for effect in effects:
-            try:
-                effect()
-            except Exception as exc:  # noqa: BLE001 - one failing side effect must not cancel the others
-                with contextlib.suppress(Exception):
-                    self.events.internal_error("probe", exc, self.config.target)
-
-    def _beat(self) -> None:
-        """Touch the heartbeat file; say once when that starts failing and
-        once when it works again, not once per probe."""
-        if self.heartbeat is None:
-            return
-        try:
-            self.heartbeat.touch()
-        except OSError as exc:
-            if self.heartbeat_error is None:
-                self.heartbeat_error = f"{type(exc).__name__}: {exc}"[:300]
-                self.events.heartbeat("failing", str(self.heartbeat), self.heartbeat_error)
-            return
-        if self.heartbeat_error is not None:
-            self.heartbeat_error = None
-            self.events.heartbeat("recovered", str(self.heartbeat), None)
+        each(
+            self.events, "probe", (
+                lambda: self.events.probe(self.probes, result),
+                lambda: self.window.add(started, result),
+                self.heartbeat.beat,
+                lambda: self._judge(now),
+                lambda: self.tracing.record(result),  # last: the record, the heartbeat and the verdict come first
+            ),
+            self.config.target,
+        )  # fmt: skip
 
     def _judge(self, now: float) -> None:
         summary = self.window.summary(now)
@@ -172,14 +211,8 @@ class Monitor:
         it on, with one more toggle within RESTORE_BUDGET_S (at most
         --timeout). Returns what happened, for the stopped record; "" when
         the toggles left it off or none was sent."""
-        if self.flaky_after is False or (self.flaky_after is None and self.toggles_sent == 0):
-            return ""
-        if self.flaky_after is None:
-            return "flaky mode unknown (the last toggle got no answer that says): not restored"
-        result = self.toggle_once(min(self.config.timeout, RESTORE_BUDGET_S), restore=True)
-        if result.flaky is False:
-            return "flaky mode turned back off"
-        return "flaky mode may still be on: the restoring toggle failed"
+        budget = min(self.config.timeout, RESTORE_BUDGET_S)
+        return restore_flaky(self.flaky_after, self.toggles_sent, lambda: self.toggle_once(budget, restore=True))
 
     def summarize(self) -> None:
         self.events.summary(self.window.summary(self.clock()))

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from client.config import parse_config
-from client.fleet import Fleet, Toggle, fleet_toggle, judged, next_slot, offset, pool_size
+from client.fleet import Fleet, Toggle, fleet_toggle, judged, offset, pool_size
 from client.logs import Logs
 from client.monitor import Stop
-from client.probe import ProbeResult
+from client.probe import ProbeResult, ToggleResult
 from client.summary import DEGRADED, DOWN, HEALTHY, Summary
 from client.targets import Expect, Target
 from client.tracing import TraceSettings, Tracing
@@ -120,12 +120,6 @@ def test_offsets_are_stable_and_spread() -> None:
     assert spread[-1] < 15
     per_second = Counter(int(o) for o in spread)
     assert max(per_second.values()) < 120, per_second  # 67 a second on average, never a burst of 1,000
-
-
-def test_next_slot_keeps_the_grid() -> None:
-    assert next_slot(10.0, 2.0, 10.5) == 12.0
-    assert next_slot(10.0, 2.0, 12.5) == 12.0  # overran: runs once at once
-    assert next_slot(10.0, 2.0, 17.0) == 18.0  # after a stall: the next slot to come
 
 
 def test_the_pool_fits_every_target_hanging_at_once() -> None:
@@ -280,3 +274,83 @@ def test_with_targets_only_a_given_target_is_toggled(
     argv: list[str], environ: dict[str, str], toggle: Toggle | None
 ) -> None:
     assert fleet_toggle(parse_config(argv, environ)) == toggle
+
+
+def up(target: Target) -> ProbeResult:
+    return ProbeResult("GET", target.url, 200, 1.0, True, None, None, "")
+
+
+def run_for(fleet: Fleet, seconds: float) -> None:
+    stop = Stop()
+    threading.Timer(seconds, stop.request).start()
+    fleet.run(stop)
+    stop.close()
+
+
+def test_a_failing_record_costs_no_verdict() -> None:
+    """Each side effect of a probe runs even when another one failed: a
+    probe record that cannot be written still leaves the verdict."""
+    out = io.StringIO()
+    events = Logs(parse_config([], {}), out).events
+
+    def broken(*_: object) -> None:
+        raise OSError("disk full")
+
+    events.probe = broken  # type: ignore[method-assign]
+    fleet = Fleet((Target("t", "http://t.invalid/", "GET", 0.2, 0.1, Expect(OK)),), events, 1, probe_fn=up)
+    run_for(fleet, 0.5)
+    lines = records(out)
+    assert [line["verdict"] for line in lines if line["event"] == "health_changed"] == [HEALTHY]
+    assert any(line["event"] == "internal_error" and "disk full" in line["error"] for line in lines)
+
+
+def test_the_fleet_turns_flaky_mode_back_off_at_stop() -> None:
+    states = itertools.cycle((True, False))
+
+    def toggle(url: str, budget: float) -> ToggleResult:
+        return ToggleResult("POST", url, 200, 1.0, True, None, None, "", flaky=next(states))
+
+    out = io.StringIO()
+    fleet = Fleet(
+        (Target("t", "http://t.invalid/", "GET", 1, 0.5, Expect(OK)),), Logs(parse_config([], {}), out).events, 1,
+        probe_fn=up, toggle=Toggle("http://s.invalid/flaky", 0.3, 0.2), toggle_fn=toggle,
+    )  # fmt: skip
+    run_for(fleet, 0.45)  # one toggle: flaky mode on
+    assert fleet.toggles == 1
+    assert fleet.restore_flaky() == "flaky mode turned back off"
+    toggles = [line for line in records(out) if line["event"] == "flaky_toggle"]
+    assert [line["restore"] for line in toggles] == [False, True]
+
+
+def test_the_fleet_says_once_when_the_heartbeat_fails_and_recovers(tmp_path: Path) -> None:
+    beat_dir = tmp_path / "beat"
+    beat_dir.mkdir()
+    out = io.StringIO()
+    fleet = Fleet(
+        (Target("t", "http://t.invalid/", "GET", 1, 0.5, Expect(OK)),), Logs(parse_config([], {}), out).events, 1,
+        probe_fn=up, heartbeat=beat_dir / "beat",
+    )  # fmt: skip
+    stop = Stop()
+    runner = threading.Thread(target=fleet.run, args=(stop,))
+    runner.start()
+    assert wait_until(lambda: (beat_dir / "beat").exists())
+    (beat_dir / "beat").unlink()
+    beat_dir.rmdir()
+    assert wait_until(lambda: any(line["event"] == "heartbeat" for line in records(out)))
+    time.sleep(1.2)  # more beats fail: said once
+    beat_dir.mkdir()
+    assert wait_until(lambda: (beat_dir / "beat").exists())
+    stop.request()
+    runner.join(10)
+    stop.close()
+    beats = [(line["state"], line["error"] is None) for line in records(out) if line["event"] == "heartbeat"]
+    assert beats == [("failing", False), ("recovered", True)]
+
+
+def wait_until(ready: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
