@@ -3,12 +3,15 @@ the Compose specification's schema, then what the schema cannot say."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 
 from tests.stack import ROOT, compose, load_yaml
@@ -185,3 +188,78 @@ def test_server_image_is_under_20_mb(tmp_path: Path) -> None:
 def test_client_build_context_holds_only_what_the_image_needs() -> None:
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") :][:3] == ["*", "!requirements.txt", "!client/"]
+
+
+# The fleet the stack's monitor probes (docs/stack.md#the-fleet-the-monitor-watches).
+TARGETS = "client/targets.stack.yml"
+
+
+def stack_targets() -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = load_yaml(TARGETS)["targets"]
+    return targets
+
+
+def test_the_monitor_reads_the_fleet_from_its_mount() -> None:
+    """The file is mounted read-only at the path it has in the repository,
+    under the image's WORKDIR; the flaky toggles still reach the server."""
+    client = services()["client"]
+    env = client["environment"]
+    workdir = re.search(r"^WORKDIR (\S+)$", (ROOT / "client/Dockerfile").read_text(), re.M)
+    assert workdir, "the client image's WORKDIR"
+    assert env["TARGETS_FILE"] == f"{workdir.group(1)}/{TARGETS}"
+    assert f"./{TARGETS}:{env['TARGETS_FILE']}:ro" in client["volumes"]
+    assert env["TARGET_URL"] == "http://server:8080", "the toggles' POST /flaky"
+    assert "PROBE_INTERVAL" not in env, "each target's interval is in the file"
+
+
+def test_the_fleet_follows_the_clients_schema() -> None:
+    schema = ROOT / "client/targets.schema.json"
+    if not schema.is_file():
+        pytest.skip("client/targets.schema.json comes with the targets file (issue #17)")
+    jsonschema.Draft202012Validator(json.loads(schema.read_text())).validate(load_yaml(TARGETS))
+
+
+def test_the_client_accepts_the_fleet() -> None:
+    """What the schema cannot check (timeout below interval, regular
+    expressions, JMESPath, unique names): the client's own loader."""
+    targets = pytest.importorskip("client.targets", reason="client/targets.py comes with issue #17")
+    from client.config import parse_config
+
+    loaded = targets.load_targets(str(ROOT / TARGETS), parse_config([], {}), {})
+    assert [t.name for t in loaded] == [t["name"] for t in stack_targets()]
+
+
+def listening_ports(service: dict[str, Any]) -> set[int]:
+    """The container ports a service listens on: the container side of its
+    published ports (every service of the stack publishes its API)."""
+    return {int(str(p).rsplit(":", 1)[1]) for p in service.get("ports", [])}
+
+
+def test_the_fleet_is_the_stack() -> None:
+    """Every service but the monitor itself, each on a port it listens on,
+    named after it (the server as status-server, as --target names it)."""
+    hosts = {}
+    for target in stack_targets():
+        url = urlsplit(target["url"])
+        assert url.scheme == "http", target
+        assert url.hostname, target
+        assert url.port, f"{target['name']}: the port, explicitly"
+        assert url.hostname in services(), f"{target['name']}: {url.hostname} is not a compose service"
+        assert url.port in listening_ports(services()[url.hostname]), f"{target['name']}: port {url.port}"
+        assert target["name"] == ("status-server" if url.hostname == "server" else url.hostname)
+        hosts[url.hostname] = url
+    assert set(hosts) == set(SERVICES) - {"client"}
+
+
+def test_the_monitor_asks_what_docker_asks() -> None:
+    """Where a service's health check is an HTTP request, the fleet probes
+    the same path and port: the monitor and Docker agree on what healthy is."""
+    compared = 0
+    for target in stack_targets():
+        url = urlsplit(target["url"])
+        check = " ".join(services()[url.hostname]["healthcheck"]["test"])
+        probed = re.search(r"http://127\.0\.0\.1:(\d+)(/\S*)", check)
+        if probed:
+            assert (int(probed.group(1)), probed.group(2)) == (url.port, url.path), target["name"]
+            compared += 1
+    assert compared == 3, "Prometheus, Alertmanager and Grafana check over HTTP"
