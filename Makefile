@@ -67,7 +67,7 @@ client-lint: $(VENV)/.installed
 	$(VENV)/bin/mypy client demo
 
 pytest: $(VENV)/.installed $(PROMETHEUS_DIR)/.installed $(SLOTH) tests/logql/node_modules/.installed \
-  tests/traceql/node_modules/.installed bench-tools alertmanager-tools
+  tests/traceql/node_modules/.installed tests/grafana/node_modules/.installed bench-tools alertmanager-tools
 	PROMTOOL=$(PROMETHEUS_DIR)/promtool PROMETHEUS=$(PROMETHEUS_DIR)/prometheus SLOTH=$(SLOTH) REQUIRE_STACK_TOOLS=1 \
 	  $(PY) -m pytest
 

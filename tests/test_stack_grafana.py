@@ -4,15 +4,17 @@ environment expansion to eat."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import subprocess
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.stack import ROOT, compose, dashboard, load_yaml
+from tests.stack import ROOT, compose, dashboard, load_yaml, tool
 
 PROVISIONING = sorted((ROOT / "grafana/provisioning").rglob("*.yml"))
 
@@ -131,37 +133,47 @@ def test_the_dashboard_answers_the_questions() -> None:
     assert {"Flaky toggles", "Health changes"} <= annotations
 
 
-# How Grafana picks a Loki range query's window. The frontend
-# (@grafana/data rangeutil.calculateInterval) takes the range divided by the
-# panel's max data points (its width in pixels unless set), rounds it to a
-# "nice" interval and raises it to the panel's min interval; the Loki backend
-# (pkg/tsdb/loki/step.go) makes the step max(interval, range / 11000) and
-# replaces $__auto in a range query with that step.
-NICE_MS = [
-    (10, 1), (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1_500, 1_000),
-    (3_500, 2_000), (7_500, 5_000), (12_500, 10_000), (17_500, 15_000), (25_000, 20_000),
-    (45_000, 30_000), (90_000, 60_000), (210_000, 120_000), (450_000, 300_000), (750_000, 600_000),
-    (1_050_000, 900_000), (1_500_000, 1_200_000), (2_700_000, 1_800_000), (5_400_000, 3_600_000),
-    (9_000_000, 7_200_000), (16_200_000, 10_800_000), (32_400_000, 21_600_000), (86_400_000, 43_200_000),
-]  # fmt: skip
-PROBE_INTERVAL_S = 3  # the client's default
+# Grafana's own packages (tests/grafana, installed from npm by make test).
+GRAFANA = ROOT / "tests/grafana"
 SUMMARY_INTERVAL_S = 30
 
 
-def round_interval(ms: float) -> int:
-    return next((nice for below, nice in NICE_MS if ms < below), 86_400_000)
+def node(script: str, payload: Any) -> Any:
+    """Run a script of tests/grafana on payload (JSON on stdin, JSON out)."""
+    binary = tool("NODE", "node")
+    if not (GRAFANA / "node_modules").is_dir():
+        pytest.fail("run make test (npm ci --prefix tests/grafana) to install Grafana's packages")
+    result = subprocess.run(
+        [binary, str(GRAFANA / script)], input=json.dumps(payload), capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)
 
 
-def seconds(interval: str) -> float:
-    value, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", interval).groups()  # type: ignore[union-attr]
-    return int(value) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+def probe_interval_s() -> float:
+    return 3  # the client's default
 
 
-def window_s(panel: dict[str, Any], range_s: int, screen_px: int) -> float:
-    """The window Grafana gives $__auto in this panel's Loki range queries."""
-    max_data_points = panel.get("maxDataPoints") or screen_px * panel["gridPos"]["w"] // 24
-    interval_ms = max(round_interval(range_s * 1000 / max_data_points), seconds(panel.get("interval", "1ms")) * 1000)
-    return max(interval_ms, math.ceil(range_s * 1000 / 11000)) / 1000
+def windows_s(cases: list[tuple[dict[str, Any], int, int]]) -> list[float]:
+    """The window Grafana gives $__auto in each (panel, range, screen width)
+    case's Loki range queries. The frontend computes the interval with
+    @grafana/data's rangeUtil.calculateInterval over the panel's max data
+    points (its width in pixels unless set) and its min interval; the Loki
+    backend (pkg/tsdb/loki/step.go, Go, not in the npm packages) makes the
+    step max(interval, range / 11000) and puts it in place of $__auto."""
+    intervals = node(
+        "interval.cjs",
+        [
+            {
+                "range_ms": range_s * 1000,
+                "max_data_points": panel.get("maxDataPoints") or screen_px * panel["gridPos"]["w"] // 24,
+                "min_interval": panel.get("interval"),
+            }
+            for panel, range_s, screen_px in cases
+        ],
+    )
+    return [
+        max(ms, math.ceil(range_s * 1000 / 11000)) / 1000 for ms, (_, range_s, _) in zip(intervals, cases, strict=True)
+    ]
 
 
 def auto_panels() -> list[dict[str, Any]]:
@@ -179,16 +191,19 @@ def auto_panels() -> list[dict[str, Any]]:
 def test_the_windows_are_computed_like_grafana() -> None:
     """Grafana's own cases: 15 min on a 1,000 px panel is a 1 s interval,
     24 h a 1 min one (rangeutil); a week is 7d/11000 at least (step.go)."""
-    panel = {"gridPos": {"w": 24}}
-    assert window_s(panel, 15 * 60, 1000) == 1
-    assert window_s(panel, 24 * 3600, 1000) == 60
-    assert window_s({**panel, "maxDataPoints": 100_000}, 7 * 86400, 1000) == math.ceil(7 * 86400 * 1000 / 11000) / 1000
-    assert window_s({**panel, "interval": "30s"}, 15 * 60, 1000) == 30
+    panel: dict[str, Any] = {"gridPos": {"w": 24}}
+    cases: list[tuple[dict[str, Any], int, int]] = [
+        (panel, 15 * 60, 1000),
+        (panel, 24 * 3600, 1000),
+        ({**panel, "maxDataPoints": 100_000}, 7 * 86400, 1000),
+        ({**panel, "interval": "30s"}, 15 * 60, 1000),
+    ]
+    assert windows_s(cases) == [1, 60, math.ceil(7 * 86400 * 1000 / 11000) / 1000, 30]
 
 
 def test_no_client_query_sets_its_own_step() -> None:
     """A target's step replaces the computed one, min interval and all
-    (pkg/tsdb/loki/step.go), so window_s would not be the window."""
+    (pkg/tsdb/loki/step.go), so windows_s would not be the window."""
     for panel in auto_panels():
         for t in panel["targets"]:
             assert not t.get("step"), f"{panel['title']}: step {t['step']!r} overrides the panel's min interval"
@@ -198,23 +213,26 @@ def test_no_client_query_sets_its_own_step() -> None:
 @pytest.mark.parametrize("screen_px", [1280, 1920, 3840])
 def test_every_client_panel_point_holds_enough_records(range_s: int, screen_px: int) -> None:
     """Without a min interval a 15-minute range gives windows of 0.5-2 s:
-    one probe per point at most, and ratios of 0, 50 or 100 %."""
+    one probe per point at most, and ratios of 0, 50 or 100 %. Each point
+    must hold enough probes."""
+    probe_s = probe_interval_s()
     assert auto_panels()
-    for panel in auto_panels():
-        window = window_s(panel, range_s, screen_px)
+    for panel, window in zip(auto_panels(), windows_s([(p, range_s, screen_px) for p in auto_panels()]), strict=True):
         exprs = " ".join(t["expr"] for t in panel["targets"])
         if 'event="summary"' in exprs:
             assert window >= 2 * SUMMARY_INTERVAL_S, f"{panel['title']}: {window} s may hold no summary"
         else:
-            assert window / PROBE_INTERVAL_S >= 10, f"{panel['title']}: {window} s holds under 10 probes"
+            assert window / probe_s >= 10, f"{panel['title']}: {window} s holds under 10 probes"
         if "quantile_over_time" in exprs:
-            assert window / PROBE_INTERVAL_S >= 20, f"{panel['title']}: a p95 of under 20 probes is their maximum"
+            assert window / probe_s >= 20, f"{panel['title']}: a p95 of under 20 probes is their maximum"
 
 
 def test_the_windows_on_a_common_screen() -> None:
     """What a reader sees at 1920 px: the min interval at 15 minutes, a few
     minutes at most over a day."""
-    windows = {p["title"]: (window_s(p, 15 * 60, 1920), window_s(p, 24 * 3600, 1920)) for p in auto_panels()}
+    cases = [(p, r, 1920) for p in auto_panels() for r in (15 * 60, 24 * 3600)]
+    found = windows_s(cases)
+    windows = {p["title"]: (found[2 * i], found[2 * i + 1]) for i, p in enumerate(auto_panels())}
     assert windows == {
         "Probe outcomes (client)": (30, 120),
         "Availability over time (client)": (30, 120),
@@ -224,3 +242,70 @@ def test_the_windows_on_a_common_screen() -> None:
         "Client errors by type": (30, 120),
         "Flaky mode and health": (60, 60),
     }
+
+
+# Fields Grafana 13.2 still reads and migrates, which its published types no
+# longer list: a Loki annotation's query and formats sit at the top level of
+# the annotation (the form Grafana's provisioning docs show), where the types
+# have `target`. Listed here, taken out before the type check, and each one
+# must still be in the dashboard.
+LEGACY = {
+    ("annotations", "Flaky toggles"): {"expr", "titleFormat", "textFormat", "tagKeys"},
+    ("annotations", "Health changes"): {"expr", "titleFormat", "textFormat", "tagKeys"},
+}
+
+
+def without_legacy(d: dict[str, Any]) -> dict[str, Any]:
+    d = json.loads(json.dumps(d))
+    for (_, name), keys in LEGACY.items():
+        (annotation,) = [a for a in d["annotations"]["list"] if a["name"] == name]
+        assert keys <= set(annotation), f"{name}: {keys - set(annotation)} no longer there: drop from LEGACY"
+        for key in keys:
+            del annotation[key]
+    return d
+
+
+def type_check(tmp_path: Path, d: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """tsc on the dashboard d as a TypeScript literal of @grafana/schema's
+    Dashboard type (its enums as their JSON values)."""
+    if not (GRAFANA / "node_modules").is_dir():
+        pytest.fail("run make test (npm ci --prefix tests/grafana) to install Grafana's packages")
+    (tmp_path / "dashboard.ts").write_text(
+        f'import type {{ CheckedDashboard }} from "{GRAFANA}/dashboard-type";\n\n'
+        f"export const dashboard: CheckedDashboard = {json.dumps(without_legacy(d), indent=2)};\n"
+    )
+    schema = GRAFANA / "node_modules/@grafana/schema/dist/types/index.d.ts"
+    options = {"strict": True, "noEmit": True, "module": "esnext", "moduleResolution": "bundler",
+               "skipLibCheck": True, "types": [], "paths": {"@grafana/schema": [str(schema)]}}  # fmt: skip
+    (tmp_path / "tsconfig.json").write_text(json.dumps({"compilerOptions": options, "files": ["dashboard.ts"]}))
+    tsc = GRAFANA / "node_modules/typescript/bin/tsc"
+    return subprocess.run([tool("NODE", "node"), str(tsc), "-p", str(tmp_path)], capture_output=True, text=True)
+
+
+def test_the_dashboard_has_grafanas_own_types(tmp_path: Path) -> None:
+    """tsc reports a wrong type and an unknown property, the typo a JSON
+    file would otherwise keep."""
+    result = type_check(tmp_path, dashboard())
+    assert result.returncode == 0, result.stdout[:3000]
+
+
+def test_the_type_check_catches_a_typo(tmp_path: Path) -> None:
+    """The check is not vacuous: a misspelt panel key fails it, and so does
+    an enum's value Grafana does not know."""
+    broken = json.loads(json.dumps(dashboard()))
+    broken["panels"][1]["gridpos"] = broken["panels"][1].pop("gridPos")
+    result = type_check(tmp_path, broken)
+    assert "'\"gridpos\"' does not exist" in result.stdout, result.stdout[:3000]
+    broken = json.loads(json.dumps(dashboard()))
+    broken["panels"][1]["fieldConfig"]["defaults"]["thresholds"]["mode"] = "absolut"
+    result = type_check(tmp_path, broken)
+    assert "absolut" in result.stdout, result.stdout[:3000]
+
+
+def test_grafanas_packages_are_pinned() -> None:
+    package = json.loads((GRAFANA / "package.json").read_text())
+    assert all(v[0].isdigit() for v in package["dependencies"].values()), "exact versions"
+    grafana_image = compose()["services"]["grafana"]["image"].split(":")[1]
+    assert package["dependencies"]["@grafana/schema"] == grafana_image, "the types of the Grafana the stack runs"
+    assert package["dependencies"]["@grafana/data"] == grafana_image
+    assert (GRAFANA / "package-lock.json").is_file()
