@@ -77,6 +77,7 @@ GRAFANA_VARIABLES = {
     "$__interval": "1m",
     "$__auto": "1m",
     "$__range": "5m",
+    "$target": ".+",  # the dashboard's targets, as its All value
 }
 
 

@@ -121,6 +121,7 @@ def test_panels_are_titled_described_and_do_not_overlap() -> None:
 def test_the_dashboard_answers_the_questions() -> None:
     rows = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
     assert rows == [
+        "Is every target healthy?",
         "Is the server answering?",
         "What does it answer?",
         "How slow is it?",
@@ -150,7 +151,11 @@ def node(script: str, payload: Any) -> Any:
 
 
 def probe_interval_s() -> float:
-    return 3  # the client's default
+    """The slowest cadence of the stack's targets: a window must hold enough
+    probes of each one."""
+    fleet = load_yaml("client/targets.stack.yml")
+    default = fleet.get("defaults", {}).get("interval", 3)  # the client's --interval
+    return float(max(t.get("interval", default) for t in fleet["targets"]))
 
 
 def windows_s(cases: list[tuple[dict[str, Any], int, int]]) -> list[float]:
@@ -214,7 +219,7 @@ def test_no_client_query_sets_its_own_step() -> None:
 def test_every_client_panel_point_holds_enough_records(range_s: int, screen_px: int) -> None:
     """Without a min interval a 15-minute range gives windows of 0.5-2 s:
     one probe per point at most, and ratios of 0, 50 or 100 %. Each point
-    must hold enough probes."""
+    must hold enough probes of every target, the slowest included."""
     probe_s = probe_interval_s()
     assert auto_panels()
     for panel, window in zip(auto_panels(), windows_s([(p, range_s, screen_px) for p in auto_panels()]), strict=True):
@@ -309,3 +314,59 @@ def test_grafanas_packages_are_pinned() -> None:
     assert package["dependencies"]["@grafana/schema"] == grafana_image, "the types of the Grafana the stack runs"
     assert package["dependencies"]["@grafana/data"] == grafana_image
     assert (GRAFANA / "package-lock.json").is_file()
+
+
+# The $target variable: every client panel follows it, the server's do not.
+def client_queries() -> list[str]:
+    exprs = [
+        t["expr"]
+        for p in panels()
+        for t in p["targets"]
+        if t["datasource"]["uid"] == "loki" and "status-monitor" in t["expr"]
+    ]
+    exprs += [a["expr"] for a in dashboard()["annotations"]["list"] if "status-monitor" in a.get("expr", "")]
+    return exprs
+
+
+def test_target_lists_the_fleet_and_selects_all() -> None:
+    """target is a JSON field of the records, not a stream label: Loki's
+    label values API, all a Loki query variable can ask, takes stream
+    matchers only. So the values are the stack's targets file's names, and
+    All is any target (.+), a fleet of another size included."""
+    (variable,) = dashboard()["templating"]["list"]
+    assert variable["name"] == "target"
+    assert variable["type"] == "custom"
+    assert variable["multi"] is True
+    assert variable["includeAll"] is True
+    assert variable["allValue"] == ".+"
+    assert variable["current"]["value"] == ["$__all"]
+    fleet = [t["name"] for t in load_yaml("client/targets.stack.yml")["targets"]]
+    assert [v.strip() for v in variable["query"].split(",")] == fleet
+
+
+def test_every_client_query_follows_target() -> None:
+    """A regex match: Grafana joins a multi-value selection as a|b, each
+    value regex-escaped, and puts the All value in as it is."""
+    flaky = [q for q in client_queries() if 'event="flaky_toggle"' in q]
+    assert len(flaky) == 1, "the toggles belong to the status server: no target"
+    for expr in client_queries():
+        if expr not in flaky:
+            assert '| target=~"$target"' in expr, expr
+    for p in panels():
+        for t in p["targets"]:
+            if t["datasource"]["uid"] == "prometheus":
+                assert "$target" not in t["expr"], f"{p['title']}: the server's metrics are the status server's"
+
+
+def test_the_fleet_row_is_one_line_per_target() -> None:
+    (row, table) = dashboard()["panels"][:2]
+    assert (row["type"], row["gridPos"]["y"]) == ("row", 0), "the fleet first"
+    assert table["type"] == "table"
+    assert {t["queryType"] for t in table["targets"]} == {"instant"}
+    exprs = [t["expr"] for t in table["targets"]]
+    assert all(e.endswith(("by (target)", "by (target, error_type))")) for e in exprs), exprs
+    columns = [t["legendFormat"] for t in table["targets"]]
+    assert columns == ["Verdict", "Availability, 5 min", "p95, 5 min", "Certificate, days left", "Last failed at"]
+    steps = [tr["id"] for tr in table["transformations"]]
+    assert steps == ["labelsToFields", "joinByField", "organize"]
+    assert table["transformations"][1]["options"] == {"byField": "target", "mode": "outer"}
