@@ -358,15 +358,62 @@ def test_every_client_query_follows_target() -> None:
                 assert "$target" not in t["expr"], f"{p['title']}: the server's metrics are the status server's"
 
 
-def test_the_fleet_row_is_one_line_per_target() -> None:
-    (row, table) = dashboard()["panels"][:2]
+FLEET_COLUMNS = ["Verdict", "Availability, 5 min", "p95, 5 min", "Certificate, days left", "Last failure"]
+
+
+def fleet_table() -> dict[str, Any]:
+    row, table = dashboard()["panels"][:2]
     assert (row["type"], row["gridPos"]["y"]) == ("row", 0), "the fleet first"
     assert table["type"] == "table"
+    found: dict[str, Any] = table
+    return found
+
+
+def test_the_fleet_row_asks_one_value_per_target() -> None:
+    table = fleet_table()
     assert {t["queryType"] for t in table["targets"]} == {"instant"}
-    exprs = [t["expr"] for t in table["targets"]]
-    assert all(e.endswith(("by (target)", "by (target, error_type))")) for e in exprs), exprs
-    columns = [t["legendFormat"] for t in table["targets"]]
-    assert columns == ["Verdict", "Availability, 5 min", "p95, 5 min", "Certificate, days left", "Last failed at"]
-    steps = [tr["id"] for tr in table["transformations"]]
-    assert steps == ["labelsToFields", "joinByField", "organize"]
-    assert table["transformations"][1]["options"] == {"byField": "target", "mode": "outer"}
+    assert all(t["expr"].endswith(") by (target)") for t in table["targets"])
+    assert [t["legendFormat"] for t in table["targets"]] == FLEET_COLUMNS
+    assert table["options"]["sortBy"] == [{"displayName": "Verdict", "desc": False}], "down first"
+
+
+def test_the_fleet_row_is_one_line_per_target() -> None:
+    """The table's transformations, run by @grafana/data's own code on
+    frames shaped like the Loki backend's (one per series): one line per
+    target, a column per query, empty where a query has nothing (an http
+    target's certificate, a target that never failed)."""
+    table = fleet_table()
+    fleet = [t["name"] for t in load_yaml("client/targets.stack.yml")["targets"]]
+    refs = {t["legendFormat"]: t["refId"] for t in table["targets"]}
+    values = {"Verdict": 2, "Availability, 5 min": 100, "p95, 5 min": 4.5}
+    series = [
+        {"refId": refs[column], "legend": column, "labels": {"target": name}, "value": value}
+        for name in fleet
+        for column, value in values.items()
+    ]
+    series += [
+        {"refId": refs["Certificate, days left"], "legend": "", "labels": {"target": "grafana"}, "value": 41.5},
+        {"refId": refs["Last failure"], "legend": "", "labels": {"target": "status-server"}, "value": 13},
+    ]
+    (out,) = node("transform.cjs", {"transformations": table["transformations"], "series": series})
+    assert out["fields"] == ["Target", *FLEET_COLUMNS]
+    rows = {row[0]: row[1:] for row in out["rows"]}
+    assert sorted(rows) == sorted(fleet)
+    assert rows["status-server"] == [2, 100, 4.5, None, 13]
+    assert rows["grafana"] == [2, 100, 4.5, 41.5, None]
+
+
+def test_the_last_failure_names_every_error_type() -> None:
+    """The latest failed probe's error_type travels as a number (a metric
+    query's value), from the query's label_format to the column's value
+    mapping: both must agree, and cover the records' whole vocabulary."""
+    table = fleet_table()
+    (expr,) = [t["expr"] for t in table["targets"] if t["legendFormat"] == "Last failure"]
+    coded = {int(code): name for name, code in re.findall(r'eq \.error_type "(\w+)" }}(\d+)', expr)}
+    (override,) = [o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Last failure"]
+    (mapping,) = [p["value"] for p in override["properties"] if p["id"] == "mappings"]
+    shown = {int(code): m["text"] for code, m in mapping[0]["options"].items()}
+    assert shown == {**coded, 0: "other"}
+    records = json.loads((ROOT / "client/records.schema.json").read_text())
+    vocabulary = set(records["$defs"]["error_type"]["enum"]) - {None, "skipped"}  # skipped: toggles only
+    assert vocabulary <= set(coded.values())
