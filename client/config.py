@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from client.shard import parse_shard
+
 # Only what the options need is imported here: python -m client.healthcheck
 # reads three of them, and must stay cheap (no requests, no idna).
 
@@ -35,6 +37,7 @@ class Config:
     loki_tenant: str | None = None
     targets: str | None = None  # the targets file; None = --target alone
     target_given: bool = False  # --target or TARGET_URL was set, not defaulted
+    shard: tuple[int, int] | None = None  # (index, count); None = every target
 
     @property
     def status_url(self) -> str:
@@ -251,6 +254,15 @@ OPTIONS = (
         "YAML file of targets to probe instead of --target's /status (see client/targets.example.yml); "
         "--target then only receives the flaky toggles, if given",
         "FILE",
+    ),
+    _Option(
+        "--shard",
+        "SHARD",
+        parse_shard,
+        None,
+        "probe only this shard of the targets, e.g. 2/5 (numbered from 0): those whose name Prometheus' "
+        "hashmod puts there; unset = every target",
+        "INDEX/COUNT",
     ),
 )
 
