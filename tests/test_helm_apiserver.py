@@ -24,6 +24,8 @@ from tests.helm.chart import (
     Breakage,
     Manifest,
     chart_with_odd_names,
+    client_deployments,
+    deployment_env,
     enabled,
     find,
     helm,
@@ -41,6 +43,7 @@ from tests.stack import ROOT, tool
 # What the upgrade changes, over each values file.
 UPGRADE = ROOT / "tests/helm/upgrade-values.yaml"
 STAGING = CHART / "ci/staging-values.yaml"
+SHARDED = CHART / "ci/sharded-values.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +197,7 @@ def test_install_upgrade_uninstall(cluster: Cluster, values: Path) -> None:
     (server,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-server")]
     env = {e["name"]: e.get("value") for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["SERVER_MAX_DELAY"] == "100ms"
-    assert any(o["metadata"]["name"].endswith("-client") for o in objects if o["kind"] == "Deployment")
+    assert client_deployments(objects), "the upgrade turned the monitor on"
     assert _pods_start(release) == []
     release.uninstall()
     assert release.objects() == []
@@ -214,6 +217,23 @@ def test_two_releases_install_side_by_side(cluster: Cluster) -> None:
     assert staging.objects() == []
     assert prod.objects(), "uninstalling staging took prod's objects"
     prod.uninstall()
+
+
+def test_sharded_monitors_install_and_start(cluster: Cluster) -> None:
+    """Three monitors sharing the targets of ci/sharded-values.yaml: each
+    Deployment installs with its shard, a Pod of each is admitted with the
+    targets ConfigMap and the header Secret there, and uninstall leaves
+    nothing."""
+    release = Release(cluster, "sw", "sharded")
+    prepare_namespace(cluster, release.namespace)
+    release.install(SHARDED)
+    deployments = client_deployments(release.objects("deployment"))
+    assert [deployment_env(d)["SHARD"] for d in deployments] == ["0/3", "1/3", "2/3"]
+    configmaps = [o["metadata"]["name"] for o in release.objects("configmap")]
+    assert "sw-statuswatch-targets" in configmaps, configmaps
+    assert _pods_start(release) == []
+    release.uninstall()
+    assert release.objects() == []
 
 
 @pytest.mark.parametrize(

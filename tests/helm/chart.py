@@ -139,6 +139,25 @@ def container_env(manifest: Manifest, component: str) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
+# A monitor's Deployment: <fullname>-client, or -client-<shard> of several.
+CLIENT_DEPLOYMENT = re.compile(r"-client(-(?P<shard>[0-9]+))?")
+
+
+def client_deployments(manifest: Manifest) -> list[dict[str, Any]]:
+    """The monitors' Deployments, one per shard, in shard order."""
+    found = [(CLIENT_DEPLOYMENT.search(d["metadata"]["name"]), d) for d in manifest if d["kind"] == "Deployment"]
+    shards = [(int(m["shard"] or 0), d) for m, d in found if m and m.end() == len(d["metadata"]["name"])]
+    return [d for _, d in sorted(shards, key=lambda pair: pair[0])]
+
+
+def deployment_env(deployment: dict[str, Any]) -> dict[str, str]:
+    """A Deployment's variables with a value, by name; a name twice fails."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), f"{deployment['metadata']['name']}: a variable named twice in {names}"
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
 def pod_spec(manifest: Manifest, component: str) -> dict[str, Any]:
     spec: dict[str, Any] = find(manifest, "Deployment", f"-{component}")["spec"]["template"]["spec"]
     return spec

@@ -22,13 +22,15 @@ from tests.helm.cluster import Cluster
 # Deployment whose pods would not.
 RESTRICTED = ("pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/warn=restricted")
 
-# The user's own objects that ci/full-values.yaml names (a registry secret,
+# The user's own objects that ci/*-values.yaml name (a registry secret,
 # extra environment, files, a CA, a PriorityClass): made before installing.
 USER_OBJECTS: list[dict[str, Any]] = [
     {"kind": "ConfigMap", "metadata": {"name": "statuswatch-extra-env"}, "data": {"EXTRA": "1"}},
     {"kind": "ConfigMap", "metadata": {"name": "statuswatch-extra-files"}, "data": {"a.txt": "a"}},
     {"kind": "Secret", "metadata": {"name": "statuswatch-extra-secret"}, "stringData": {"EXTRA_SECRET": "x"}},
     {"kind": "Secret", "metadata": {"name": "statuswatch-ca"}, "stringData": {"ca.crt": "-"}},
+    # The header secret of ci/sharded-values.yaml's targets.
+    {"kind": "Secret", "metadata": {"name": "statuswatch-target-tokens"}, "stringData": {"shop-api": "x"}},
     {
         "kind": "Secret",
         "metadata": {"name": "regcred"},

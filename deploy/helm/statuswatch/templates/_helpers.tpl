@@ -81,6 +81,7 @@ which a JSON schema cannot express: refused here, not in a crash loop. */}}
 {{- fail (printf "client.summaryInterval (%v s) must be at least client.interval (%v s): a summary would see no probe, and the monitor refuses to start" .summaryInterval .interval) }}
 {{- end }}
 {{- end }}
+{{- include "statuswatch.checkTargets" . }}
 {{- end }}
 
 {{/* The server's bound on -max-delay (server/config.go maxDelayFlag),

@@ -1,0 +1,163 @@
+{{/* The monitor's Deployment of one shard: (dict "ctx" $ "index" 0 "count" 1). */}}
+{{- define "statuswatch.clientDeployment" -}}
+{{- $index := .index }}
+{{- $count := .count }}
+{{- with .ctx }}
+{{- $sel := dict "ctx" . "component" "client" }}
+{{- $shard := dict }}
+{{- if gt $count 1 }}
+{{- $shard = dict "statuswatch/shard" (toString $index) }}
+{{- end }}
+{{- $podLabels := mergeOverwrite (include "statuswatch.podLabels" $sel | fromYaml) $shard }}
+{{- $podAnnotations := deepCopy (.Values.client.podAnnotations | default dict) }}
+{{- if .Values.client.targets }}
+{{- $_ := set $podAnnotations "checksum/targets" (include "statuswatch.targetsFile" . | sha256sum) }}
+{{- end }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "statuswatch.fullname" . }}-client{{ if gt $count 1 }}-{{ $index }}{{ end }}
+  labels:
+    {{- include "statuswatch.labels" (dict "ctx" . "component" "client" "extra" $shard) | nindent 4 }}
+spec:
+  # One monitor per shard: a second one would probe its targets twice.
+  replicas: 1
+  revisionHistoryLimit: {{ .Values.revisionHistoryLimit }}
+  strategy:
+    type: Recreate
+  selector:
+    matchLabels:
+      {{- include "statuswatch.selectorLabels" $sel | nindent 6 }}
+      {{- with $shard }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+  template:
+    metadata:
+      labels:
+        {{- toYaml $podLabels | nindent 8 }}
+      {{- with $podAnnotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    spec:
+      {{- include "statuswatch.podSpec" $sel | nindent 6 }}
+      containers:
+        - name: client
+          image: {{ include "statuswatch.image" (dict "ctx" . "image" .Values.client.image) | quote }}
+          imagePullPolicy: {{ .Values.client.image.pullPolicy }}
+          # Configured by environment variables, the fallbacks of the
+          # client's options (python -m client -h lists them).
+          env:
+            {{- include "statuswatch.env" (dict "chart" (include "statuswatch.clientEnv" (dict "ctx" . "index" $index "count" $count) | fromYamlArray) "extra" .Values.client.extraEnv "key" "client.extraEnv") | nindent 12 }}
+          {{- with .Values.client.extraEnvFrom }}
+          envFrom:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- include "statuswatch.probes" (dict "values" .Values.client) | nindent 10 }}
+          resources:
+            {{- toYaml .Values.client.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml .Values.client.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- if .Values.client.targets }}
+            - name: targets
+              mountPath: {{ include "statuswatch.targetsDir" . }}
+              readOnly: true
+            {{- end }}
+            {{- with .Values.client.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        # The heartbeat file; the root file system is read-only.
+        - name: tmp
+          emptyDir:
+            medium: Memory
+            sizeLimit: 1Mi
+        {{- if .Values.client.targets }}
+        - name: targets
+          configMap:
+            name: {{ include "statuswatch.fullname" . }}-targets
+        {{- end }}
+        {{- with .Values.client.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The monitor's variables in one shard, a YAML list of name/value maps:
+(dict "ctx" $ "index" 0 "count" 1). Without targets, GET /status of the
+server as always; with them, the file and the shard, and only shard 0 sends
+the flaky toggles (the client sends them to TARGET_URL when it is set). */}}
+{{- define "statuswatch.clientEnv" -}}
+{{- $values := .ctx.Values.client }}
+{{- $env := list }}
+{{- if or (not $values.targets) (eq (int .index) 0) }}
+{{- $env = append $env (dict "name" "TARGET_URL" "value" (include "statuswatch.serverURL" .ctx)) }}
+{{- end }}
+{{- $env = append $env (dict "name" "PROBE_INTERVAL" "value" (toString $values.interval)) }}
+{{- $env = append $env (dict "name" "PROBE_TIMEOUT" "value" (toString $values.timeout)) }}
+{{- $env = append $env (dict "name" "FLAKY_INTERVAL" "value" (ternary (toString $values.flakyInterval) "0" (eq (int .index) 0))) }}
+{{- $env = append $env (dict "name" "SUMMARY_INTERVAL" "value" (toString $values.summaryInterval)) }}
+{{- $env = append $env (dict "name" "SUCCESS_CODES" "value" $values.successCodes) }}
+{{- $env = append $env (dict "name" "LOG_FORMAT" "value" $values.logFormat) }}
+{{- $env = append $env (dict "name" "HEARTBEAT_FILE" "value" "/tmp/heartbeat") }}
+{{- if $values.targets }}
+{{- $env = append $env (dict "name" "TARGETS_FILE" "value" (printf "%s/targets.yml" (include "statuswatch.targetsDir" .ctx))) }}
+{{- $env = append $env (dict "name" "SHARD" "value" (printf "%d/%d" (int .index) (int .count))) }}
+{{- end }}
+{{- with .ctx.Values.loki.url }}
+{{- $env = append $env (dict "name" "LOKI_URL" "value" (printf "%s/loki/api/v1/push" (trimSuffix "/" .))) }}
+{{- end }}
+{{- with .ctx.Values.loki.tenant }}
+{{- $env = append $env (dict "name" "LOKI_TENANT" "value" .) }}
+{{- end }}
+{{- with .ctx.Values.tracing.otlpEndpoint }}
+{{- $env = append $env (dict "name" "OTEL_SERVICE_NAME" "value" "status-monitor") }}
+{{- $env = append $env (dict "name" "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" "value" (printf "%s/v1/traces" (trimSuffix "/" .))) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/* Where the targets file is mounted. */}}
+{{- define "statuswatch.targetsDir" -}}
+/etc/statuswatch/targets
+{{- end }}
+
+{{/* The targets file (client/targets.schema.json) from client.targets and
+client.targetDefaults. */}}
+{{- define "statuswatch.targetsFile" -}}
+{{- $file := dict "targets" .Values.client.targets }}
+{{- with .Values.client.targetDefaults }}
+{{- $_ := set $file "defaults" . }}
+{{- end }}
+{{- printf "# Made by the statuswatch chart from client.targetDefaults and client.targets.\n%s" (toYaml $file) }}
+{{- end }}
+
+{{/* The targets' checks no JSON schema expresses, as the monitor makes them
+at start (client/targets.py): unique names, each timeout below its
+interval, no interval beyond the summary's window. */}}
+{{- define "statuswatch.checkTargets" -}}
+{{- $values := .Values.client }}
+{{- if and (gt (int $values.shards) 1) (not $values.targets) }}
+{{- fail (printf "client.shards (%d) needs client.targets: without a targets file every monitor would probe the status server, and toggle it" (int $values.shards)) }}
+{{- end }}
+{{- $defaults := $values.targetDefaults | default dict }}
+{{- $seen := dict }}
+{{- range $place, $target := $values.targets }}
+{{- if hasKey $seen $target.name }}
+{{- fail (printf "client.targets names %s twice (targets[%d] and targets[%d]): each name must be unique, it is the target key of every record" $target.name (get $seen $target.name) $place) }}
+{{- end }}
+{{- $_ := set $seen $target.name $place }}
+{{- $interval := float64 (coalesce $target.interval $defaults.interval $values.interval) }}
+{{- $timeout := float64 (coalesce $target.timeout $defaults.timeout $values.timeout) }}
+{{- if ge $timeout $interval }}
+{{- fail (printf "client.targets: target %s's timeout (%v s) must be shorter than its interval (%v s), and the monitor refuses to start" $target.name $timeout $interval) }}
+{{- end }}
+{{- if gt $interval (float64 $values.summaryInterval) }}
+{{- fail (printf "client.targets: target %s's interval (%v s) is longer than client.summaryInterval (%v s): its summaries would see no probe, and the monitor refuses to start" $target.name $interval $values.summaryInterval) }}
+{{- end }}
+{{- end }}
+{{- end }}
