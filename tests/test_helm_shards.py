@@ -164,11 +164,23 @@ def _schema() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("values", [SHARDED, None], ids=["sharded", "many"])
-def test_the_file_is_a_targets_file(values: Path | None) -> None:
-    """The rendered file validates against client/targets.schema.json."""
+def test_the_file_is_a_targets_file(values: Path | None, tmp_path: Path) -> None:
+    """The rendered file validates against client/targets.schema.json, and
+    the monitor's own loader takes it in every shard's configuration."""
     schema = _schema()
     manifest = render(SHARDED) if values else _render_shards(3, MANY)
-    jsonschema.validate(_targets_file(manifest), schema, cls=jsonschema.Draft202012Validator)
+    data = _targets_file(manifest)
+    jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+    if importlib.util.find_spec("client.targets") is None:
+        return
+    from client.targets import load_targets  # type: ignore[import-not-found,unused-ignore]
+
+    path = tmp_path / "targets.yml"
+    path.write_text(find(manifest, "ConfigMap", "-targets")["data"]["targets.yml"])
+    for deployment in client_deployments(manifest):
+        config = parse_config([], deployment_env(deployment))
+        targets = load_targets(str(path), config, {"SHOP_API_TOKEN": "x"})
+        assert [t.name for t in targets] == [t["name"] for t in data["targets"]]
 
 
 def test_the_chart_checks_targets_as_the_client_does() -> None:
