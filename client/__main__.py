@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from client import __version__
+from client import __version__, shard
 from client.config import ConfigError, format_codes, parse_config
 from client.fleet import Fleet, fleet_toggle
 from client.logs import Logs, discard_stdout
@@ -34,6 +34,8 @@ def main(
         config = parse_config(argv, environ)
         traces = trace_settings(os.environ if environ is None else environ)
         targets = load_targets(config.targets, config, environ) if config.targets else ()
+        if config.shard is not None:
+            targets = tuple(shard.select(targets, *config.shard))
     except ConfigError as exc:
         sys.stderr.write(f"python -m client: error: {exc}\n")
         return 2
@@ -57,12 +59,13 @@ def main(
 
     tracing = Tracing(traces)
     monitor: Monitor | Fleet
-    if targets:
+    if config.targets:  # a shard may hold no target: it then probes nothing
         toggle = fleet_toggle(config)
         monitor = Fleet(
             targets, logs.events, config.summary_interval, toggle=toggle, heartbeat=heartbeat, tracing=tracing
         )
-        what = f"monitoring {len(targets)} targets from {config.targets}"
+        of = f" (shard {config.shard[0]}/{config.shard[1]})" if config.shard else ""
+        what = f"monitoring {len(targets)} targets from {config.targets}{of}"
     else:
         monitor = Monitor(config, logs.events, heartbeat=heartbeat, tracing=tracing)
         what = f"monitoring {redact(config.status_url)} every {config.interval:g} s"

@@ -331,4 +331,6 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
             f"--summary-interval ({config.summary_interval:g} s) is shorter than --interval "
             f"({config.interval:g} s): a summary would see no probe"
         )
+    if config.shard is not None and config.targets is None:
+        raise ConfigError("--shard splits the targets of --targets: give --targets too")
     return config

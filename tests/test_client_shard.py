@@ -5,16 +5,20 @@ prometheus/model/relabel)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from client import shard
 from client.config import ConfigError, parse_config
+from tests.conftest import ClientProcess
 from tests.stack import ROOT, tool
+from tests.test_client_main import wait_for
 
 COUNTS = range(1, 8)
 # Names as a fleet has them: services, regions, numbers, dots, upper case.
@@ -105,8 +109,8 @@ def test_the_split_is_prometheus_hashmod() -> None:
 )
 def test_shard_option(value: str, words: str | None) -> None:
     for argv, env, source in (
-        ([f"--shard={value}"], {}, "--shard"),
-        ([], {"SHARD": value}, "SHARD"),
+        ([f"--shard={value}", "--targets=t.yml"], {}, "--shard"),
+        (["--targets=t.yml"], {"SHARD": value}, "SHARD"),
     ):
         if words is None:
             index, count = map(int, value.split("/"))
@@ -134,3 +138,44 @@ def test_a_bad_shard_exits_2_naming_the_option() -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("python -m client: error: invalid --shard: '3/3'"), out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_shard_needs_a_targets_file() -> None:
+    with pytest.raises(ConfigError, match="--shard splits the targets of --targets"):
+        parse_config(["--shard", "0/2"], {})
+
+
+@pytest.mark.parametrize("count", [3, 7])
+def test_each_monitor_probes_its_shard_only(client: ClientProcess, tmp_path: Path, count: int) -> None:
+    """python -m client --shard i/N probes exactly the targets shard.select
+    gives it, an empty shard none (not --target's server instead), and
+    the N monitors together every target once."""
+    names = [f"svc-{i}" for i in range(6)]
+    path = tmp_path / "targets.yml"
+    entries = "".join(f"  - {{name: {n}, url: 'http://127.0.0.1:1/'}}\n" for n in names)
+    path.write_text(f"defaults: {{interval: 0.5, timeout: 0.4}}\ntargets:\n{entries}")
+    assert any(not shard.select(names_as_targets(names), i, 7) for i in range(7)), "an empty shard is tested"
+    probed: list[str] = []
+    for index in range(count):
+        mine = {n for n in names if shard.belongs(n, index, count)}
+        proc, lines, reader = client(
+            "--targets", str(path), "--shard", f"{index}/{count}", "--flaky-interval", "0", "--summary-interval", "1"
+        )
+        wait_for(lines, "fleet", timeout=20)  # after 1 s: every target of 0.5 s has had its first slot
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        reader.join(5)
+        assert f"monitoring {len(mine)} targets" in lines[0]["message"], lines[0]
+        got = {line["target"] for line in lines if line["event"] == "probe"}
+        assert got == mine, (index, count)
+        probed += sorted(got)
+    assert sorted(probed) == sorted(names)
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+
+
+def names_as_targets(names: list[str]) -> list[_Named]:
+    return [_Named(n) for n in names]
