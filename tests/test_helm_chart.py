@@ -149,7 +149,8 @@ def test_defaults_render_every_object() -> None:
 def test_rules_and_dashboards_are_the_repository_files() -> None:
     """The chart reads them through symbolic links (files/*): the rendered
     objects hold the files the compose stack mounts, byte for byte, but the
-    dashboard's uid, title and scrape job (each release has its copy)."""
+    dashboard's uid, title, scrape job and $target options (each release
+    has its copy; test_helm_shards.py checks the options)."""
     manifest = render(crds=True)
     prometheus = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
     assert prometheus["rule_files"] == ["rules/*.yml"], "the chart globs the same files as Prometheus"
@@ -166,6 +167,10 @@ def test_rules_and_dashboards_are_the_repository_files() -> None:
         assert rendered["uid"].startswith(original["uid"] + "-")
         assert rendered["title"] == f"{original['title']} ({NAMESPACE}/sw)"
         rendered.update(uid=original["uid"], title=original["title"])
+        for variable in rendered["templating"]["list"]:
+            if variable["name"] == "target":
+                assert variable["query"] == "status-server"
+                (variable["query"],) = [v["query"] for v in original["templating"]["list"] if v["name"] == "target"]
         assert rendered == original  # the job is server, as in the file
     for tenant in sorted({p.parent for p in (ROOT / "loki/rules").glob("*/*.yml")}):
         configmap = find(manifest, "ConfigMap", f"-loki-rules-{tenant.name}")

@@ -280,3 +280,20 @@ def test_notes_say_how_the_fleet_is_shared() -> None:
     notes = out.stdout.split("NOTES:", 1)[1]
     assert "- 3 monitors, each probing its shard of the 4 targets of client.targets" in notes
     assert "(shard 0 toggling flaky mode every 20 s)" in notes
+
+
+def _dashboard_targets(manifest: Manifest) -> list[str]:
+    (data,) = find(manifest, "ConfigMap", "-dashboard-status-server")["data"].values()
+    (variable,) = [v for v in json.loads(data)["templating"]["list"] if v["name"] == "target"]
+    names: list[str] = variable["query"].split(",")
+    return names
+
+
+@pytest.mark.parametrize("values", [None, SHARDED], ids=["default", "sharded"])
+def test_dashboard_offers_the_release_targets(values: Path | None) -> None:
+    """The dashboard's $target lists the names the release's monitors put
+    on their records, not the compose stack's: client.targets' names, or
+    the status server's alone without them."""
+    manifest = render(values)
+    expected = [t["name"] for t in SHARDED_VALUES["client"]["targets"]] if values else ["status-server"]
+    assert _dashboard_targets(manifest) == expected

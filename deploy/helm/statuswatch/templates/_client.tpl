@@ -136,6 +136,17 @@ client.targetDefaults. */}}
 {{- printf "# Made by the statuswatch chart from client.targetDefaults and client.targets.\n%s" (toYaml $file) }}
 {{- end }}
 
+{{/* The names on the monitors' records, comma-separated (the dashboard's
+$target options): client.targets' names, or the status server's alone, as
+the monitor names it without a targets file. */}}
+{{- define "statuswatch.targetNames" -}}
+{{- $names := list }}
+{{- range .Values.client.targets }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- join "," ($names | default (list "status-server")) }}
+{{- end }}
+
 {{/* The targets' checks no JSON schema expresses, as the monitor makes them
 at start (client/targets.py): unique names, each timeout below its
 interval, no interval beyond the summary's window. */}}
