@@ -156,6 +156,19 @@ def test_alerts_page_and_ticket_hold_and_name_their_target(path: str) -> None:
             assert matcher(alert["expr"], "sloth_id") == sloth_id, "each alert reads its own SLO's series"
 
 
+def test_every_prometheus_alert_names_its_target() -> None:
+    """The server's symptom alerts too: they carry target="status-server",
+    so a silence of that target (docs/slo.md) holds them with its SLO
+    alerts, and their summaries name it."""
+    for path in sorted((ROOT / "prometheus/rules").glob("*.yml")):
+        for rule in rules(str(path.relative_to(ROOT))):
+            if "alert" not in rule:
+                continue
+            target = rule["labels"].get("target", "{{ $labels.target }}")
+            assert "target" in rule["labels"] or "sloth_id" in rule["expr"], (path.name, rule["alert"])
+            assert rule["annotations"]["summary"].startswith(f"{target}: "), (path.name, rule["alert"])
+
+
 def loki_recorded() -> dict[str, set[str]]:
     """Loki's recording rules: the name each writes and the labels it has.
     Each sums by target, so target is the only label."""
