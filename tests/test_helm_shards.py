@@ -149,6 +149,14 @@ def test_a_changed_file_rolls_the_monitors() -> None:
     assert before != after
 
 
+def test_header_variables_may_come_from_the_environment() -> None:
+    """A ${VAR} of a header is accepted when client.extraEnv sets it, or
+    when client.extraEnvFrom may (the chart cannot see into those)."""
+    targets = f"client.targets={_target(headers={'X-Key': '${KEY}'})}"
+    render(sets=(targets, 'client.extraEnv=[{"name": "KEY", "value": "k"}]'))
+    render(sets=(targets, 'client.extraEnvFrom=[{"secretRef": {"name": "keys"}}]'))
+
+
 def test_network_policy_lets_the_monitors_reach_the_targets() -> None:
     policy = find(render(SHARDED), "NetworkPolicy", "-client")["spec"]
     assert policy["egress"][-1] == SHARDED_VALUES["networkPolicy"]["targets"][0]
@@ -245,6 +253,20 @@ TEMPLATES_REFUSE = [
         id="interval-beyond-summary",
     ),
     pytest.param(("client.shards=2",), "client.shards (2) needs client.targets", id="shards-without-targets"),
+    pytest.param(
+        (f"client.targets={_target(headers={'Authorization': 'Bearer ${API_TOKEN}'})}",),
+        "target a's header Authorization names ${API_TOKEN}, which neither the chart nor client.extraEnv sets",
+        id="header-variable-unset",
+    ),
+    pytest.param(
+        (
+            'client.targetDefaults={"headers": {"X-Key": "${KEY}"}}',
+            f"client.targets={_target()}",
+            'client.extraEnv=[{"name": "KEY_", "value": "k"}]',
+        ),
+        "target a's header X-Key names ${KEY}",
+        id="default-header-variable-unset",
+    ),
 ]
 
 

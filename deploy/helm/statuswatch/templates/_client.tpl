@@ -149,13 +149,20 @@ the monitor names it without a targets file. */}}
 
 {{/* The targets' checks no JSON schema expresses, as the monitor makes them
 at start (client/targets.py): unique names, each timeout below its
-interval, no interval beyond the summary's window. */}}
+interval, no interval beyond the summary's window, and every ${VAR} of a
+header set in the monitor's environment (by the chart, client.extraEnv,
+or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- define "statuswatch.checkTargets" -}}
 {{- $values := .Values.client }}
 {{- if and (gt (int $values.shards) 1) (not $values.targets) }}
 {{- fail (printf "client.shards (%d) needs client.targets: without a targets file every monitor would probe the status server, and toggle it" (int $values.shards)) }}
 {{- end }}
 {{- $defaults := $values.targetDefaults | default dict }}
+{{- $env := dict "HOSTNAME" true }}
+{{- $lastShard := dict "ctx" . "index" (sub (int $values.shards) 1) "count" (int $values.shards) }}
+{{- range concat (include "statuswatch.clientEnv" $lastShard | fromYamlArray) ($values.extraEnv | default list) }}
+{{- $_ := set $env .name true }}
+{{- end }}
 {{- $seen := dict }}
 {{- range $place, $target := $values.targets }}
 {{- if hasKey $seen $target.name }}
@@ -166,6 +173,16 @@ interval, no interval beyond the summary's window. */}}
 {{- $timeout := float64 (coalesce $target.timeout $defaults.timeout $values.timeout) }}
 {{- if ge $timeout $interval }}
 {{- fail (printf "client.targets: target %s's timeout (%v s) must be shorter than its interval (%v s), and the monitor refuses to start" $target.name $timeout $interval) }}
+{{- end }}
+{{- if not $values.extraEnvFrom }}
+{{- range $header, $value := mergeOverwrite (deepCopy ($defaults.headers | default dict)) ($target.headers | default dict) }}
+{{- range regexFindAll "\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}" $value -1 }}
+{{- $var := trimPrefix "${" . | trimSuffix "}" }}
+{{- if not (hasKey $env $var) }}
+{{- fail (printf "client.targets: target %s's header %s names ${%s}, which neither the chart nor client.extraEnv sets (nor client.extraEnvFrom, empty): the monitor refuses to start" $target.name $header $var) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if gt $interval (float64 $values.summaryInterval) }}
 {{- fail (printf "client.targets: target %s's interval (%v s) is longer than client.summaryInterval (%v s): its summaries would see no probe, and the monitor refuses to start" $target.name $interval $values.summaryInterval) }}
