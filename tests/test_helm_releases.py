@@ -144,3 +144,27 @@ def test_rules_with_another_release_job_are_refused() -> None:
     message = refusal(sets=('serviceMonitor.jobLabel="server-staging"',))
     assert 'prometheusRule.enabled with serviceMonitor.jobLabel "server-staging"' in message
     find(render(STAGING), "Deployment", "-server")
+
+
+def _alert_links(manifest: Manifest) -> list[str]:
+    return [
+        rule["annotations"]["dashboard"]
+        for d in manifest
+        if d["kind"] == "PrometheusRule"
+        for group in d["spec"]["groups"]
+        for rule in group["rules"]
+        if "dashboard" in rule.get("annotations", {})
+    ]
+
+
+@pytest.mark.parametrize("url", [None, "https://grafana.example/sub"])
+def test_alerts_link_to_the_release_dashboard(url: str | None) -> None:
+    """An alert's dashboard link opens the release's copy (its uid is not
+    the file's) on dashboards.grafanaURL, the target chosen."""
+    sets = () if url is None else (f'dashboards.grafanaURL="{url}"',)
+    manifest = render(crds=True, sets=sets)
+    (uid,) = [d["uid"] for d in _dashboards(manifest)]
+    links = _alert_links(manifest)
+    assert links, "the SLO alerts link to the dashboard"
+    prefix = f"{url or 'http://localhost:3000'}/d/{uid}?var-target={{{{ $labels.target }}}}"
+    assert all(link == prefix for link in links), links
