@@ -267,6 +267,19 @@ TEMPLATES_REFUSE = [
         "target a's header X-Key names ${KEY}",
         id="default-header-variable-unset",
     ),
+    pytest.param(
+        (f"client.targets={_target(method='HEAD', expect={'body': {'matches': ['ok']}})}",),
+        "target a's expect.body: the answer to a HEAD request has no body to check",
+        id="head-with-body",
+    ),
+    pytest.param(
+        (
+            'client.targetDefaults={"method": "HEAD"}',
+            f"client.targets={_target(expect={'json': [{'query': 'a', 'equals': 1}]})}",
+        ),
+        "target a's expect.json: the answer to a HEAD request has no body to check",
+        id="default-head-with-json",
+    ),
 ]
 
 

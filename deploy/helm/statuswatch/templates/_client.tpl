@@ -149,7 +149,8 @@ the monitor names it without a targets file. */}}
 
 {{/* The targets' checks no JSON schema expresses, as the monitor makes them
 at start (client/targets.py): unique names, each timeout below its
-interval, no interval beyond the summary's window, and every ${VAR} of a
+interval, no interval beyond the summary's window, no body or JSON
+expectation of a HEAD request, and every ${VAR} of a
 header set in the monitor's environment (by the chart, client.extraEnv,
 or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- define "statuswatch.checkTargets" -}}
@@ -173,6 +174,14 @@ or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- $timeout := float64 (coalesce $target.timeout $defaults.timeout $values.timeout) }}
 {{- if ge $timeout $interval }}
 {{- fail (printf "client.targets: target %s's timeout (%v s) must be shorter than its interval (%v s), and the monitor refuses to start" $target.name $timeout $interval) }}
+{{- end }}
+{{- if eq (coalesce $target.method $defaults.method "GET") "HEAD" }}
+{{- $expect := mergeOverwrite (deepCopy ($defaults.expect | default dict)) ($target.expect | default dict) }}
+{{- range $kind := list "body" "json" }}
+{{- if hasKey $expect $kind }}
+{{- fail (printf "client.targets: target %s's expect.%s: the answer to a HEAD request has no body to check, and the monitor refuses to start" $target.name $kind) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if not $values.extraEnvFrom }}
 {{- range $header, $value := mergeOverwrite (deepCopy ($defaults.headers | default dict)) ($target.headers | default dict) }}
