@@ -149,6 +149,25 @@ def test_a_changed_file_rolls_the_monitors() -> None:
     assert before != after
 
 
+GOOD_URLS = [
+    "http://sw-statuswatch-server.statuswatch.svc.cluster.local.:8080/status",
+    "https://user:p@ss@a.example:8443/x?y=1#z",
+    "http://[::1]:8080/",
+    "https://bücher.example/",
+    "HTTPS://A_b-c.example",
+    "http://10.0.0.1:1/",
+]
+
+
+def test_urls_the_monitor_takes_render() -> None:
+    """The URL check refuses nothing the monitor accepts."""
+    targets = [{"name": f"t{i}", "url": url} for i, url in enumerate(GOOD_URLS)]
+    render(sets=(f"client.targets={json.dumps(targets)}",))
+    from client.config import _url
+
+    assert [_url(url) for url in GOOD_URLS] == GOOD_URLS
+
+
 def test_header_variables_may_come_from_the_environment() -> None:
     """A ${VAR} of a header is accepted when client.extraEnv sets it, or
     when client.extraEnvFrom may (the chart cannot see into those)."""
@@ -266,6 +285,26 @@ TEMPLATES_REFUSE = [
         ),
         "target a's header X-Key names ${KEY}",
         id="default-header-variable-unset",
+    ),
+    pytest.param(
+        ('client.targets=[{"name": "a", "url": "https:///healthz"}]',),
+        "target a's url https:///healthz has no host",
+        id="url-without-host",
+    ),
+    pytest.param(
+        ('client.targets=[{"name": "a", "url": "https://a..example/"}]',),
+        'target a\'s url https://a..example/ has a bad host name "a..example"',
+        id="url-with-empty-label",
+    ),
+    pytest.param(
+        ('client.targets=[{"name": "a", "url": "http://user@a.example:65536/"}]',),
+        'target a\'s url http://user@a.example:65536/ has a bad port "65536"',
+        id="url-with-bad-port",
+    ),
+    pytest.param(
+        ('client.targets=[{"name": "a", "url": "http://a.example:0/"}]',),
+        'has a bad port "0"',
+        id="url-with-port-0",
     ),
     pytest.param(
         (f"client.targets={_target(method='HEAD', expect={'body': {'matches': ['ok']}})}",),

@@ -136,6 +136,31 @@ client.targetDefaults. */}}
 {{- printf "# Made by the statuswatch chart from client.targetDefaults and client.targets.\n%s" (toYaml $file) }}
 {{- end }}
 
+{{/* A target's URL as the monitor checks it (client/config.py _url): a
+host, a port from 1 to 65535, and each label of an ASCII host name 1 to 63
+letters, digits, "_" or "-". The authority ends at the first "/", "?" or
+"#", its user info at its last "@", the host at its first ":". An IPv6
+address or a name IDNA encodes is left to the monitor. */}}
+{{- define "statuswatch.checkTargetURL" -}}
+{{- $authority := regexReplaceAll "^[^:]*://([^/?#]*).*$" .url "${1}" }}
+{{- $hostPort := regexReplaceAll "^.*@" $authority "" }}
+{{- if not (hasPrefix "[" $hostPort) }}
+{{- $host := regexReplaceAll ":.*$" $hostPort "" }}
+{{- $port := ternary (regexReplaceAll "^[^:]*:" $hostPort "") "" (contains ":" $hostPort) }}
+{{- $problem := "" }}
+{{- if not $host }}
+{{- $problem = "has no host" }}
+{{- else if and (regexMatch "^[\\x00-\\x7f]*$" $host) (not (regexMatch "^[A-Za-z0-9_-]{1,63}(\\.[A-Za-z0-9_-]{1,63})*\\.?$" $host)) }}
+{{- $problem = printf "has a bad host name %q (each label 1 to 63 letters, digits, _ or -)" $host }}
+{{- else if and $port (or (not (regexMatch "^[0-9]{1,5}$" $port)) (lt (atoi $port) 1) (gt (atoi $port) 65535)) }}
+{{- $problem = printf "has a bad port %q (1 to 65535)" $port }}
+{{- end }}
+{{- if $problem }}
+{{- fail (printf "client.targets: target %s's url %s %s, and the monitor refuses to start" .name .url $problem) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The names on the monitors' records, comma-separated (the dashboard's
 $target options): client.targets' names, or the status server's alone, as
 the monitor names it without a targets file. */}}
@@ -149,8 +174,9 @@ the monitor names it without a targets file. */}}
 
 {{/* The targets' checks no JSON schema expresses, as the monitor makes them
 at start (client/targets.py): unique names, each timeout below its
-interval, no interval beyond the summary's window, no body or JSON
-expectation of a HEAD request, and every ${VAR} of a
+interval, no interval beyond the summary's window, a URL with a host and
+a port a connection can use, no body or JSON expectation of a HEAD
+request, and every ${VAR} of a
 header set in the monitor's environment (by the chart, client.extraEnv,
 or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- define "statuswatch.checkTargets" -}}
@@ -175,6 +201,7 @@ or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- if ge $timeout $interval }}
 {{- fail (printf "client.targets: target %s's timeout (%v s) must be shorter than its interval (%v s), and the monitor refuses to start" $target.name $timeout $interval) }}
 {{- end }}
+{{- include "statuswatch.checkTargetURL" $target }}
 {{- if eq (coalesce $target.method $defaults.method "GET") "HEAD" }}
 {{- $expect := mergeOverwrite (deepCopy ($defaults.expect | default dict)) ($target.expect | default dict) }}
 {{- range $kind := list "body" "json" }}
