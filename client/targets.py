@@ -202,7 +202,32 @@ def _expand(name: str, value: str, environ: Mapping[str, str]) -> str:
             raise _FieldError(f"headers.{name}", f"environment variable {match[1]} is not set")
         return str(environ[match[1]])
 
-    return _ENV.sub(lookup, value)
+    expanded = _ENV.sub(lookup, value)
+    problem = _unsendable(expanded)
+    if problem:
+        names = ", ".join("${" + var + "}" for var in _ENV.findall(value))
+        source = f" (from {names})" if names else ""
+        raise _FieldError(f"headers.{name}", f"the value{source} {problem}")
+    return expanded
+
+
+#: What HTTP/1.1 can carry in a header value: tab, visible ASCII and space,
+#: and Latin-1's upper half (http.client encodes values as Latin-1).
+_UNSENDABLE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+
+
+def _unsendable(value: str) -> str:
+    """Why value cannot be a request header's value, or "". The value is
+    never quoted: it may be a secret. Left to the request, such a value
+    fails every probe, with the secret quoted in the record's error."""
+    if value != value.strip():
+        return "has whitespace at its start or end (a trailing newline?)"
+    bad = _UNSENDABLE.search(value)
+    if bad is None:
+        return ""
+    if bad[0] < " " or bad[0] == "\x7f":
+        return f"has a control character at position {bad.start()}"
+    return f"has a character HTTP/1.1 cannot send (not Latin-1) at position {bad.start()}"
 
 
 def _expect(raw: dict[str, Any], config: Config) -> Expect:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from client.__main__ import main
-from client.config import parse_config
+from client.config import ConfigError, parse_config
 from client.targets import SCHEMA, STATUS_SERVER, load_targets, status_server
 from tests.conftest import ROOT
 
@@ -184,3 +184,25 @@ def test_with_targets_the_summary_interval_is_checked_per_target(tmp_path: Path)
     path = write(tmp_path, "targets: [{name: a, url: 'http://a.invalid/', interval: 0.5, timeout: 0.4}]")
     config = parse_config(["--targets", path, "--summary-interval", "1"], {})
     assert load_targets(path, config, {})[0].interval == 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("s3cret\n", "has whitespace at its start or end"),
+        ("s3cret ", "has whitespace at its start or end"),
+        ("s3c\r\nret", "has a control character"),
+        ("s3cr\u20act", "has a character HTTP/1.1 cannot send"),
+    ],
+)
+def test_a_header_value_no_request_could_carry_is_refused_unshown(tmp_path: Path, value: str, want: str) -> None:
+    """A secret from the environment with a trailing newline (a Kubernetes
+    secret made from a file) would fail every probe, as `dns` or `unknown`,
+    with the secret quoted in the record: it is refused at start instead,
+    naming the header and the variable, not the value."""
+    path = write(tmp_path, ONE + "    headers: {Authorization: 'Bearer ${TOKEN}'}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_targets(path, parse_config([], {}), {"TOKEN": value})
+    err = str(refused.value)
+    assert f"target 'api' (targets[0]), field headers.Authorization: the value (from ${{TOKEN}}) {want}" in err, err
+    assert "s3c" not in err, err
