@@ -31,10 +31,11 @@ Failure = tuple[str, str] | None
 
 @dataclass(frozen=True)
 class Answer:
-    """A final answer as the checks see it: header names lower-cased."""
+    """A final answer as the checks see it: header names lower-cased, each
+    with its values in the order they came (a header sent twice has two)."""
 
     status_code: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, tuple[str, ...]]
     body: bytes
     tls_days_left: float | None
 
@@ -47,17 +48,20 @@ def check_status(expect: Expect, a: Answer) -> Failure:
 
 
 def check_headers(expect: Expect, a: Answer) -> Failure:
+    """As blackbox_exporter's fail_if_header_not_matches (`matches`: one of
+    the header's values must match) and fail_if_header_matches
+    (`not_matches`: none may); a missing header fails unless allowed."""
     for rule in expect.headers:
-        value = a.headers.get(rule.name.lower())
-        if value is None:
+        values = a.headers.get(rule.name.lower(), ())
+        if not values:
             if rule.allow_missing:
                 continue
             return "header_mismatch", f"no {rule.name} header"
-        shown = f"{rule.name}: {_shown_header(rule.name, value)}"
-        if rule.matches is not None and not rule.matches.search(value):
-            return "header_mismatch", f"{shown} does not match {rule.matches.pattern!r}"
-        if rule.not_matches is not None and rule.not_matches.search(value):
-            return "header_mismatch", f"{shown} matches {rule.not_matches.pattern!r}"
+        if rule.matches is not None and not any(rule.matches.search(v) for v in values):
+            return "header_mismatch", f"{_shown_header(rule.name, values)} does not match {rule.matches.pattern!r}"
+        found = next((v for v in values if rule.not_matches is not None and rule.not_matches.search(v)), None)
+        if rule.not_matches is not None and found is not None:
+            return "header_mismatch", f"{_shown_header(rule.name, (found,))} matches {rule.not_matches.pattern!r}"
     return None
 
 
@@ -132,7 +136,7 @@ def probe_target(target: Target, clock: Clock = time.perf_counter) -> ProbeResul
     result = _judge(ex, target.expect.status)
     if ex.error_type is not None or ex.status_code is None:
         return result
-    answer = Answer(ex.status_code, {k.lower(): v for k, v in ex.headers.items()}, ex.body, result.tls_days_left)
+    answer = Answer(ex.status_code, _by_name(ex.header_lines), ex.body, result.tls_days_left)
     failure = evaluate(target.expect, answer)
     if failure is None:
         return dataclasses.replace(result, success=True, error_type=None, error=None)
@@ -145,5 +149,15 @@ def _shown_body(text: str) -> str:
     return json.dumps(text[:SHOWN_BODY] + ("..." if len(text) > SHOWN_BODY else ""))
 
 
-def _shown_header(name: str, value: str) -> str:
-    return "***" if name.lower() in SECRET_HEADERS else json.dumps(value[:SHOWN_BODY])
+def _by_name(lines: tuple[tuple[str, str], ...]) -> dict[str, tuple[str, ...]]:
+    """Each header's values, in order, by its lower-cased name."""
+    values: dict[str, tuple[str, ...]] = {}
+    for name, value in lines:
+        values[name.lower()] = (*values.get(name.lower(), ()), value)
+    return values
+
+
+def _shown_header(name: str, values: tuple[str, ...]) -> str:
+    """name: its values, each JSON-quoted (a secret one as ***)."""
+    shown = ["***" if name.lower() in SECRET_HEADERS else json.dumps(v[:SHOWN_BODY]) for v in values]
+    return f"{name}: {', '.join(shown)}"

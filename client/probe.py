@@ -72,6 +72,7 @@ class Exchange:
     phases: tuple[Phase, ...]
     span_id: str
     tls_not_after: float | None = None  # the peer certificates' earliest expiry (Unix seconds), https only
+    header_lines: tuple[tuple[str, str], ...] = ()  # every header line, a repeated header's values apart
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def exchange(
         method, redact(url), answer.status_code, round((attempt.end - attempt.start) * 1000, 3),
         answer.error_type, answer.error, trace_id, answer.headers, answer.body,
         tuple(attempt.interim_codes), attempt.started_at, attempt.phases(), span_id, attempt.tls_not_after,
+        answer.header_lines,
     )  # fmt: skip
 
 
@@ -195,7 +197,8 @@ class _Answer:
     the body failed."""
 
     status_code: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # a repeated header's values joined by ", "
+    header_lines: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     error_type: str | None = None
     error: str | None = None
@@ -210,6 +213,7 @@ def _send(s: requests.Session, prepared: requests.PreparedRequest, attempt: Atte
                 answer.body = _read_body(resp)
                 attempt.finish()  # the answer is in: closing is the client's business
                 answer.headers = dict(resp.headers)
+                answer.header_lines = tuple(resp.raw.headers.items())
         except _BodyTooLargeError:
             attempt.finish()
             answer.error_type, answer.error = "body", f"body larger than {MAX_BODY_BYTES // 1024} KiB"

@@ -139,6 +139,9 @@ MUST_NOT_MATCH = {"fail_if_body_matches_regexp": ["(?i)maintenance"]}
 CT_JSON = {"fail_if_header_not_matches": [{"header": "Content-Type", "regexp": "^application/json"}]}
 NO_APACHE = {"fail_if_header_matches": [{"header": "Server", "regexp": "Apache", "allow_missing": True}]}
 TLS_14 = {"tls": {"min_days_left": 14}}
+TWO_ROLES = "X-Role: replica\r\nX-Role: primary\r\n"
+ROLE_PRIMARY = {"fail_if_header_not_matches": [{"header": "X-Role", "regexp": "^primary$"}]}
+NOT_PRIMARY = {"fail_if_header_matches": [{"header": "X-Role", "regexp": "^primary$"}]}
 
 EXPECTATIONS = {
     "status: 204 wanted, 200 sent": Row("200 OK", {"status": 204}, {"valid_status_codes": [204]}, False),
@@ -166,6 +169,14 @@ EXPECTATIONS = {
                                           NO_APACHE, False, headers="Server: Apache/2.2\r\n"),
     "header must not match, missing": Row("200 OK", {"headers": [{"name": "Server", "not_matches": "Apache",
                                                                   "allow_missing": True}]}, NO_APACHE, True),
+    # Each value of a repeated header on its own, as blackbox_exporter does:
+    # must match = one value matches; must not match = no value matches.
+    "header must match, one of two values does": Row("200 OK", {"headers": [{"name": "X-Role",
+                                                                             "matches": "^primary$"}]},
+                                                     ROLE_PRIMARY, True, headers=TWO_ROLES),
+    "header must not match, one of two values does": Row("200 OK", {"headers": [{"name": "X-Role",
+                                                                                 "not_matches": "^primary$"}]},
+                                                         NOT_PRIMARY, False, headers=TWO_ROLES),
     "https, expires in 300 days, 14 wanted": Row("200 OK", TLS_14, {}, True, tls_days=300),
     "https, expires in 3 days, 14 wanted": Row("200 OK", TLS_14, {}, False, tls_days=3),
     "https, expires in 3 days, 2 wanted": Row("200 OK", {"tls": {"min_days_left": 2}}, {}, True, tls_days=3),
