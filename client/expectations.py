@@ -136,7 +136,8 @@ def probe_target(target: Target, clock: Clock = time.perf_counter) -> ProbeResul
     result = _judge(ex, target.expect.status)
     if ex.error_type is not None or ex.status_code is None:
         return result
-    answer = Answer(ex.status_code, _by_name(ex.header_lines), ex.body, result.tls_days_left)
+    answer = Answer(ex.status_code, _by_name(_hidden(ex.header_lines, target.secrets)),
+                    _hidden_bytes(ex.body, target.secrets), result.tls_days_left)  # fmt: skip
     failure = evaluate(target.expect, answer)
     if failure is None:
         return dataclasses.replace(result, success=True, error_type=None, error=None)
@@ -147,6 +148,20 @@ def probe_target(target: Target, clock: Clock = time.perf_counter) -> ProbeResul
 
 def _shown_body(text: str) -> str:
     return json.dumps(text[:SHOWN_BODY] + ("..." if len(text) > SHOWN_BODY else ""))
+
+
+def _hidden(lines: tuple[tuple[str, str], ...], secrets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The header lines with each secret replaced by ***: an answer may echo
+    the request's headers, and what the checks see may reach the record."""
+    for secret in secrets:
+        lines = tuple((name, value.replace(secret, "***")) for name, value in lines)
+    return lines
+
+
+def _hidden_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    for secret in secrets:
+        body = body.replace(secret.encode("latin-1"), b"***").replace(secret.encode(), b"***")
+    return body
 
 
 def _by_name(lines: tuple[tuple[str, str], ...]) -> dict[str, tuple[str, ...]]:

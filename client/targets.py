@@ -81,6 +81,7 @@ class Target:
     expect: Expect
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold secrets
     ca_bundle: str = ""  # the file's ca_file: the CAs an https answer is verified against, else certifi's
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # the ${VAR} values in headers: never shown
 
 
 def status_server(config: Config) -> Target:
@@ -191,6 +192,7 @@ def _target(raw: dict[str, Any], config: Config, environ: Mapping[str, str]) -> 
         expect=_expect(raw["expect"], config),
         headers=tuple((k, _expand(k, v, environ)) for k, v in raw["headers"].items()),
         ca_bundle=ca_file,
+        secrets=tuple(environ[var] for v in raw["headers"].values() for var in _ENV.findall(v) if environ[var]),
     )
 
 

@@ -156,3 +156,19 @@ def test_every_new_error_type_is_in_the_taxonomy() -> None:
 )  # fmt: skip
 def test_json_equality(got: Any, want: Any, equal: bool) -> None:
     assert same(got, want) is equal
+
+
+def test_a_secret_echoed_in_the_body_is_hidden_in_the_error() -> None:
+    """An answer that echoes the request's headers (a debugging endpoint)
+    must not carry a secret from the environment into the record."""
+    with requests_mock.Mocker() as m:
+        m.get(URL, status_code=200, text='{"headers": {"Authorization": "Bearer s3cret"}}' + " " * 200)
+        t = dataclasses.replace(
+            target(body_matches=(re.compile('"UP"'),)),
+            headers=(("Authorization", "Bearer s3cret"),),
+            secrets=("s3cret",),
+        )
+        result = probe_target(t)
+    assert result.error_type == "body_mismatch", result
+    assert "s3cret" not in (result.error or ""), result.error
+    assert "Bearer ***" in (result.error or ""), result.error

@@ -29,6 +29,7 @@ def test_the_example_file_is_valid() -> None:
     shop = targets[1]
     assert dict(shop.headers) == {"Authorization": "Bearer s3cret"}
     assert "s3cret" not in repr(shop)
+    assert shop.secrets == ("s3cret",)  # hidden where an answer echoes it
     assert shop.expect.tls_min_days == 14
     assert targets[3].method == "HEAD"
 
