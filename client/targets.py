@@ -276,4 +276,9 @@ def _json_rule(index: int, raw: dict[str, Any]) -> JsonRule:
         compiled = jmespath.compile(raw["query"])
     except jmespath.exceptions.JMESPathError as exc:
         raise _FieldError(f"expect.json[{index}].query", f"{raw['query']!r} is not a JMESPath query: {exc}") from None
+    try:
+        json.dumps(raw["equals"], allow_nan=False)
+    except (TypeError, ValueError):
+        why = "is not a JSON value (YAML reads an unquoted date, time or .nan so: quote it)"
+        raise _FieldError(f"expect.json[{index}].equals", f"{raw['equals']} {why}") from None
     return JsonRule(raw["query"], raw["equals"], compiled)

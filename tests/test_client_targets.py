@@ -207,3 +207,14 @@ def test_a_header_value_no_request_could_carry_is_refused_unshown(tmp_path: Path
     err = str(refused.value)
     assert f"target 'api' (targets[0]), field headers.Authorization: the value (from ${{TOKEN}}) {want}" in err, err
     assert "s3c" not in err, err
+
+
+def test_a_json_value_yaml_made_a_date_is_refused(tmp_path: Path) -> None:
+    """YAML reads an unquoted 2026-12-01 as a date, which no JSON body can
+    equal (and which the json_mismatch message could not even show)."""
+    path = write(tmp_path, ONE + "    expect: {json: [{query: built, equals: 2026-12-01}]}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_targets(path, parse_config([], {}), {})
+    assert "target 'api' (targets[0]), field expect.json[0].equals: 2026-12-01 is not a JSON value" in str(
+        refused.value
+    )
