@@ -189,13 +189,20 @@ class _Option:
 
 OPTIONS = (
     _Option("--target", "TARGET_URL", _target, "http://localhost:8080", "base URL of the status server", "URL"),
-    _Option("--interval", "PROBE_INTERVAL", _seconds(0.05), "3", "seconds between GET /status probes"),
+    _Option(
+        "--interval",
+        "PROBE_INTERVAL",
+        _seconds(0.05),
+        "3",
+        "seconds between GET /status probes; with --targets, the default of each target's interval",
+    ),
     _Option(
         "--timeout",
         "PROBE_TIMEOUT",
         _seconds(0.01),
         "2",
-        "seconds one request may take in all: connecting, headers and body",
+        "seconds one request may take in all: connecting, headers and body; "
+        "with --targets, the default of each target's timeout",
     ),
     _Option(
         "--flaky-interval",
@@ -235,7 +242,8 @@ OPTIONS = (
         "HEARTBEAT_FILE",
         _path,
         None,
-        "file touched after every probe, for python -m client.healthcheck; unset = none",
+        "file touched after every probe (with --targets, every half second), for python -m client.healthcheck; "
+        "unset = none",
         "PATH",
     ),
     _Option(
@@ -243,7 +251,8 @@ OPTIONS = (
         "SUCCESS_CODES",
         parse_codes,
         "200-299",
-        "status codes that count as success, e.g. 200-299,304",
+        "status codes that count as success, e.g. 200-299,304; with --targets, the default of each target's "
+        "expect.status",
         "CODES",
     ),
     _Option(
@@ -261,7 +270,7 @@ OPTIONS = (
         parse_shard,
         None,
         "probe only this shard of the targets, e.g. 2/5 (numbered from 0): those whose name Prometheus' "
-        "hashmod puts there; unset = every target",
+        "hashmod puts there; needs --targets; unset = every target",
         "INDEX/COUNT",
     ),
 )
@@ -272,8 +281,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m client",
         allow_abbrev=False,
         description=(
-            "Probe the status server on a schedule, log one JSON record per request to stdout "
-            "(and Loki), toggle its flaky mode, and say whether it is healthy."
+            "Probe the status server on a schedule (or, with --targets, every target a YAML file lists, each "
+            "with its own expectations), log one JSON record per request to stdout (and Loki), toggle its "
+            "flaky mode, and say whether each is healthy."
         ),
         epilog=ENV_FALLBACK,
     )

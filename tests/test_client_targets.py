@@ -218,3 +218,13 @@ def test_a_json_value_yaml_made_a_date_is_refused(tmp_path: Path) -> None:
     assert "target 'api' (targets[0]), field expect.json[0].equals: 2026-12-01 is not a JSON value" in str(
         refused.value
     )
+
+
+def test_help_says_what_the_options_mean_beside_a_targets_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(["--help"], {})
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "or, with --targets, every target a YAML file lists, each with its own expectations" in shown
+    assert shown.count("with --targets, the default of each target's") == 3  # interval, timeout, status
+    assert "with --targets, every half second" in shown  # the heartbeat file
+    assert "needs --targets" in shown
