@@ -354,3 +354,15 @@ def wait_until(ready: Callable[[], bool], timeout: float = 10) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_seq_counts_each_targets_probes_apart() -> None:
+    out = io.StringIO()
+    a, b = (Target(name, "http://x.invalid/", "GET", 1, 0.5, Expect(OK)) for name in ("a", "b"))
+    fleet = Fleet((a, b), Logs(parse_config([], {}), out).events, 2)
+    fleet.probe_fn = lambda t: ProbeResult("GET", t.url, 200, 1.0, True, None, None, "")
+    for target in (a, b, a):
+        fleet.probe_once(target, 0.0)
+    seqs = [(line["target"], line["seq"]) for line in records(out) if line["event"] == "probe"]
+    assert seqs == [("a", 1), ("b", 1), ("a", 2)]
+    assert fleet.probes == 3
