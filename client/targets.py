@@ -105,6 +105,9 @@ def load_targets(path: str, config: Config, environ: Mapping[str, str] | None = 
         place = f"target {entry['name']!r} (targets[{index}])"
         try:
             target = _target(_merged(defaults, entry), config, environ)
+            if "tls" in entry.get("expect", {}) and not target.url.lower().startswith("https:"):
+                # From the defaults it is every https target's: an http one has no certificate to judge.
+                raise _FieldError("expect.tls", "an http URL has no certificate to judge")
         except _FieldError as exc:
             raise ConfigError(f"{path}: {place}, field {exc.field}: {' '.join(exc.message.split())}") from None
         if any(t.name == target.name for t in targets):

@@ -65,6 +65,12 @@ targets:
     assert [p.pattern for p in b.expect.body_matches] == ["ok"]
 
 
+def test_tls_from_the_defaults_is_for_the_https_targets(tmp_path: Path) -> None:
+    path = write(tmp_path, "defaults: {expect: {tls: {min_days_left: 14}}}\n" + ONE)
+    (api,) = load_targets(path, parse_config([], {}), {})
+    assert api.expect.tls_min_days == 14  # kept, and never judged: an http answer has no certificate
+
+
 def test_without_defaults_a_target_takes_the_options(tmp_path: Path) -> None:
     path = write(tmp_path, "targets: [{name: a, url: 'http://a.invalid/'}]")
     (a,) = load_targets(path, parse_config(["--interval", "7", "--timeout", "3", "--success-codes", "204"], {}), {})
@@ -138,6 +144,10 @@ BAD = {
     "body expected of HEAD": (
         ONE + "    method: HEAD\n    expect: {body: {matches: [ok]}}\n",
         "field expect.body: the answer to a HEAD request has no body to check",
+    ),
+    "tls expected of http": (
+        ONE + "    expect: {tls: {min_days_left: 14}}\n",
+        "target 'api' (targets[0]), field expect.tls: an http URL has no certificate to judge",
     ),
     "not YAML": ("targets: [\n", "not YAML"),
 }
