@@ -3,6 +3,7 @@ one probe record per slot, and every record names its target."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import itertools
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from client.config import parse_config
 from client.fleet import Fleet, Toggle, fleet_toggle, judged, offset, pool_size
@@ -366,3 +368,28 @@ def test_seq_counts_each_targets_probes_apart() -> None:
     seqs = [(line["target"], line["seq"]) for line in records(out) if line["event"] == "probe"]
     assert seqs == [("a", 1), ("b", 1), ("a", 2)]
     assert fleet.probes == 3
+
+
+@pytest.mark.parametrize("step", [-20.0, 20.0])
+def test_a_wall_clock_step_changes_no_targets_rhythm(step: float) -> None:
+    """The fleet's slots are on the monotonic clock, as the loop's: the
+    wall clock stepped mid-run (NTP, a resumed VM) stalls no target and
+    adds no probe."""
+    starts: defaultdict[str, list[float]] = defaultdict(list)
+    targets = tuple(Target(name, "http://x.invalid/", "GET", 0.2, 0.1, Expect(OK)) for name in ("a", "b"))
+    fleet = Fleet(targets, Logs(parse_config([], {}), io.StringIO()).events, 10)
+    fleet.probe_fn = lambda t: ProbeResult("GET", t.url, 200, 1.0, True, None, None, "")
+    fleet.on_start = lambda name, _slot, at: starts[name].append(at)
+    stop = Stop()
+    with time_machine.travel(datetime.datetime.now(), tick=True) as traveller:
+        stepped = threading.Timer(0.7, traveller.shift, args=(step,))
+        stepped.start()
+        threading.Timer(2.5, stop.request).start()
+        fleet.run(stop)
+        stepped.join()
+    stop.close()
+    for name, at in starts.items():
+        gaps = [b - a for a, b in itertools.pairwise(at)]
+        assert len(at) >= 8, (name, at)
+        assert max(gaps) < 1.0, (name, gaps)  # stepped back, schedule's own timing stalled for 20 s
+        assert len(at) <= (at[-1] - at[0]) / 0.2 + 2, (name, gaps)  # and none came extra
