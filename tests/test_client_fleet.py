@@ -49,6 +49,18 @@ def records(out: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+def up(target: Target) -> ProbeResult:
+    return ProbeResult("GET", target.url, 200, 1.0, True, None, None, "")
+
+
+def run_for(fleet: Fleet, seconds: float) -> None:
+    """Run fleet until seconds have passed."""
+    stop = Stop()
+    threading.Timer(seconds, stop.request).start()
+    fleet.run(stop)
+    stop.close()
+
+
 def test_a_hung_target_delays_no_other(fault_server: Callable[..., FaultServer]) -> None:
     """Six targets on one interval, one of them hanging for its whole
     timeout: every target gets a record for every slot, the slots follow
@@ -62,10 +74,7 @@ def test_a_hung_target_delays_no_other(fault_server: Callable[..., FaultServer])
         tuple(targets), Logs(parse_config([], {}), out).events, 30,
         on_start=lambda name, slot, began: starts[name].append((slot, began)),
     )  # fmt: skip
-    stop = Stop()
-    threading.Timer(runtime, stop.request).start()
-    fleet.run(stop)
-    stop.close()
+    run_for(fleet, runtime)
 
     lines = records(out)
     probes = Counter(line["target"] for line in lines if line["event"] == "probe")
@@ -98,10 +107,7 @@ def test_summaries_per_target_and_the_fleet(fault_server: Callable[..., FaultSer
     )
     out = io.StringIO()
     fleet = Fleet(targets, Logs(parse_config([], {}), out).events, 2.5)
-    stop = Stop()
-    threading.Timer(5.5, stop.request).start()
-    fleet.run(stop)
-    stop.close()
+    run_for(fleet, 5.5)
     lines = records(out)
     summaries = [line for line in lines if line["event"] == "summary"]
     last = {line["target"]: line["verdict"] for line in summaries}
@@ -196,10 +202,7 @@ def test_a_probe_that_raises_still_gives_its_record() -> None:
         (Target("t", "http://x.invalid/", "GET", 0.2, 0.1, Expect(OK)),), Logs(parse_config([], {}), out).events, 1
     )
     fleet.probe_fn = broken
-    stop = Stop()
-    threading.Timer(1.0, stop.request).start()
-    fleet.run(stop)
-    stop.close()
+    run_for(fleet, 1.0)
     lines = records(out)
     probes = [line for line in lines if line["event"] == "probe"]
     assert probes
@@ -229,10 +232,7 @@ def test_concurrent_probes_keep_their_own_trace_ids(otlp: Callable[[str], OTLPRe
     targets = tuple(Target(f"t{i}", f"http://t{i}.invalid/", "GET", 0.05, 0.04, Expect(OK)) for i in range(40))
     tracing = Tracing(TraceSettings(receiver.url + "/v1/traces", 5.0))
     fleet = Fleet(targets, Logs(parse_config([], {}), io.StringIO()).events, 1, tracing=tracing, probe_fn=fake_probe)
-    stop = Stop()
-    threading.Timer(1.5, stop.request).start()
-    fleet.run(stop)
-    stop.close()
+    run_for(fleet, 1.5)
     tracing.close()
     roots = [s for s in receiver.spans if not s.parent_id]
     children = [s for s in receiver.spans if s.parent_id]
@@ -276,17 +276,6 @@ def test_with_targets_only_a_given_target_is_toggled(
     argv: list[str], environ: dict[str, str], toggle: Toggle | None
 ) -> None:
     assert fleet_toggle(parse_config(argv, environ)) == toggle
-
-
-def up(target: Target) -> ProbeResult:
-    return ProbeResult("GET", target.url, 200, 1.0, True, None, None, "")
-
-
-def run_for(fleet: Fleet, seconds: float) -> None:
-    stop = Stop()
-    threading.Timer(seconds, stop.request).start()
-    fleet.run(stop)
-    stop.close()
 
 
 def test_a_failing_record_costs_no_verdict() -> None:
@@ -362,7 +351,7 @@ def test_seq_counts_each_targets_probes_apart() -> None:
     out = io.StringIO()
     a, b = (Target(name, "http://x.invalid/", "GET", 1, 0.5, Expect(OK)) for name in ("a", "b"))
     fleet = Fleet((a, b), Logs(parse_config([], {}), out).events, 2)
-    fleet.probe_fn = lambda t: ProbeResult("GET", t.url, 200, 1.0, True, None, None, "")
+    fleet.probe_fn = up
     for target in (a, b, a):
         fleet.probe_once(target, 0.0)
     seqs = [(line["target"], line["seq"]) for line in records(out) if line["event"] == "probe"]
@@ -378,7 +367,7 @@ def test_a_wall_clock_step_changes_no_targets_rhythm(step: float) -> None:
     starts: defaultdict[str, list[float]] = defaultdict(list)
     targets = tuple(Target(name, "http://x.invalid/", "GET", 0.2, 0.1, Expect(OK)) for name in ("a", "b"))
     fleet = Fleet(targets, Logs(parse_config([], {}), io.StringIO()).events, 10)
-    fleet.probe_fn = lambda t: ProbeResult("GET", t.url, 200, 1.0, True, None, None, "")
+    fleet.probe_fn = up
     fleet.on_start = lambda name, _slot, at: starts[name].append(at)
     stop = Stop()
     with time_machine.travel(datetime.datetime.now(), tick=True) as traveller:
