@@ -136,13 +136,12 @@ def probe_target(target: Target, clock: Clock = time.perf_counter) -> ProbeResul
     result = _judge(ex, target.expect.status)
     if ex.error_type is not None or ex.status_code is None:
         return result
-    answer = Answer(ex.status_code, _by_name(_hidden(ex.header_lines, target.secrets)),
-                    _hidden_bytes(ex.body, target.secrets), result.tls_days_left)  # fmt: skip
+    answer = Answer(ex.status_code, _by_name(ex.header_lines), ex.body, result.tls_days_left)
     failure = evaluate(target.expect, answer)
     if failure is None:
         return dataclasses.replace(result, success=True, error_type=None, error=None)
     error_type, observed = failure
-    error = _short(hide_password(observed, target.url))
+    error = _short(hide_password(_hidden(observed, target.secrets), target.url))
     return dataclasses.replace(result, success=False, error_type=error_type, error=error)
 
 
@@ -150,18 +149,15 @@ def _shown_body(text: str) -> str:
     return json.dumps(text[:SHOWN_BODY] + ("..." if len(text) > SHOWN_BODY else ""))
 
 
-def _hidden(lines: tuple[tuple[str, str], ...], secrets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """The header lines with each secret replaced by ***: an answer may echo
-    the request's headers, and what the checks see may reach the record."""
+def _hidden(observed: str, secrets: tuple[str, ...]) -> str:
+    """observed with each secret replaced by ***, whole or cut at the end
+    of an excerpt: an answer may echo the request's headers. (The checks
+    see the answer as it came: a ${VAR} value need not be a secret.)"""
     for secret in secrets:
-        lines = tuple((name, value.replace(secret, "***")) for name, value in lines)
-    return lines
-
-
-def _hidden_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    for secret in secrets:
-        body = body.replace(secret.encode("latin-1"), b"***").replace(secret.encode(), b"***")
-    return body
+        observed = observed.replace(secret, "***")
+        for cut in range(len(secret) - 1, 0, -1):
+            observed = observed.replace(secret[:cut] + '..."', '***..."')
+    return observed
 
 
 def _by_name(lines: tuple[tuple[str, str], ...]) -> dict[str, tuple[str, ...]]:

@@ -172,3 +172,29 @@ def test_a_secret_echoed_in_the_body_is_hidden_in_the_error() -> None:
     assert result.error_type == "body_mismatch", result
     assert "s3cret" not in (result.error or ""), result.error
     assert "Bearer ***" in (result.error or ""), result.error
+
+
+def test_hiding_a_header_value_changes_no_verdict() -> None:
+    """A ${VAR} value need not be a secret (X-Shard: 1): hidden in what the
+    record shows, it must not be hidden from the checks."""
+    with requests_mock.Mocker() as m:
+        m.get(URL, status_code=200, text='{"count": 1, "env": "prod"}')
+        t = dataclasses.replace(
+            target(json=(rule("count", 1),), body_matches=(re.compile("production|prod"),)),
+            headers=(("X-Shard", "1"),),
+            secrets=("1",),
+        )
+        assert probe_target(t).success
+        t = dataclasses.replace(t, expect=dataclasses.replace(t.expect, json=(rule("count", 2),)))
+        result = probe_target(t)
+    assert (result.error_type, result.error) == ("json_mismatch", "count is ***, want 2"), result
+
+
+def test_a_secret_cut_at_the_end_of_an_excerpt_is_hidden_too() -> None:
+    with requests_mock.Mocker() as m:
+        m.get(URL, status_code=200, text="x" * 117 + "s3cret and more")
+        t = dataclasses.replace(target(body_matches=(re.compile("UP"),)), secrets=("s3cret",))
+        result = probe_target(t)
+    assert result.error_type == "body_mismatch", result
+    assert "s3c" not in (result.error or ""), result.error
+    assert '***..."' in (result.error or ""), result.error
