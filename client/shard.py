@@ -16,7 +16,9 @@ import re
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
-_SHARD = re.compile(r"(\d+)/(\d+)", re.ASCII)
+#: Digits without a sign or a leading zero (01/3 is refused, as --interval's
+#: values are: a value means one thing).
+_SHARD = re.compile(r"(0|[1-9][0-9]*)/(0|[1-9][0-9]*)")
 
 
 class Named(Protocol):

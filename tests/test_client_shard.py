@@ -105,6 +105,9 @@ def test_the_split_is_prometheus_hashmod() -> None:
         ("1 / 3", "is not INDEX/COUNT"),
         ("2", "is not INDEX/COUNT"),
         ("a/b", "is not INDEX/COUNT"),
+        ("01/3", "is not INDEX/COUNT"),  # a value means one thing: no leading zeros, no signs
+        ("1/03", "is not INDEX/COUNT"),
+        ("+1/3", "is not INDEX/COUNT"),
     ],
 )
 def test_shard_option(value: str, words: str | None) -> None:
