@@ -319,6 +319,11 @@ TEMPLATES_REFUSE = [
         "target a's expect.json: the answer to a HEAD request has no body to check",
         id="default-head-with-json",
     ),
+    pytest.param(
+        ('client.targets=[{"name": "a", "url": "http://a.example/", "expect": {"tls": {"min_days_left": 7}}}]',),
+        "target a's expect.tls: an http URL has no certificate to judge",
+        id="tls-on-http",
+    ),
 ]
 
 

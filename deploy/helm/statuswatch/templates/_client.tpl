@@ -176,7 +176,7 @@ the monitor names it without a targets file. */}}
 at start (client/targets.py): unique names, each timeout below its
 interval, no interval beyond the summary's window, a URL with a host and
 a port a connection can use, no body or JSON expectation of a HEAD
-request, and every ${VAR} of a
+request, no expect.tls of its own on an http target, and every ${VAR} of a
 header set in the monitor's environment (by the chart, client.extraEnv,
 or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- define "statuswatch.checkTargets" -}}
@@ -209,6 +209,9 @@ or possibly client.extraEnvFrom, which the chart cannot look into). */}}
 {{- fail (printf "client.targets: target %s's expect.%s: the answer to a HEAD request has no body to check, and the monitor refuses to start" $target.name $kind) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if and (hasKey ($target.expect | default dict) "tls") (not (hasPrefix "https:" (lower $target.url))) }}
+{{- fail (printf "client.targets: target %s's expect.tls: an http URL has no certificate to judge, and the monitor refuses to start" $target.name) }}
 {{- end }}
 {{- if not $values.extraEnvFrom }}
 {{- range $header, $value := mergeOverwrite (deepCopy ($defaults.headers | default dict)) ($target.headers | default dict) }}
