@@ -10,14 +10,13 @@ certificate last, because it says nothing about this answer.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from client.probe import ProbeResult, _judge, _short, exchange, hide_password
+from client.probe import ProbeResult, _judge, _short, exchange, hide_password, status_failure
 from client.targets import Expect, Target
 from client.transport import Clock
 
@@ -41,10 +40,7 @@ class Answer:
 
 
 def check_status(expect: Expect, a: Answer) -> Failure:
-    if a.status_code in expect.status:
-        return None
-    kind = "informational" if a.status_code < 200 else "http_status"
-    return kind, f"{a.status_code} {http.client.responses.get(a.status_code, 'Unknown')}"
+    return status_failure(a.status_code, expect.status)
 
 
 def check_headers(expect: Expect, a: Answer) -> Failure:

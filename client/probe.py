@@ -134,16 +134,23 @@ def skipped_toggle(url: str, why: str) -> ToggleResult:
 def _judge(ex: Exchange, success_codes: frozenset[int]) -> ProbeResult:
     """An answer is a success when its code is one of success_codes; a 1xx
     is no final answer."""
-    success = ex.error_type is None and ex.status_code in success_codes
     error_type, error = ex.error_type, ex.error
-    if error_type is None and not success and ex.status_code is not None:
-        error_type = "informational" if ex.status_code < 200 else "http_status"
-        error = f"{ex.status_code} {_reason(ex.status_code)}"
+    if error_type is None and ex.status_code is not None:
+        error_type, error = status_failure(ex.status_code, success_codes) or (None, None)
+    success = error_type is None and ex.status_code is not None
     return ProbeResult(
         ex.method, ex.endpoint, ex.status_code, ex.duration_ms, success, error_type, error, ex.trace_id,
         interim_codes=ex.interim_codes, started_at=ex.started_at, phases=ex.phases, span_id=ex.span_id,
         tls_days_left=days_left(ex.tls_not_after, ex.started_at),
     )  # fmt: skip
+
+
+def status_failure(code: int, success_codes: frozenset[int]) -> tuple[str, str] | None:
+    """None when code is one of success_codes; else its error_type and
+    message: a 1xx is no final answer, any other code a wrong one."""
+    if code in success_codes:
+        return None
+    return ("informational" if code < 200 else "http_status"), f"{code} {_reason(code)}"
 
 
 def days_left(not_after: float | None, now: float) -> float | None:
